@@ -1,0 +1,42 @@
+"""Soft addressing: the one operation behind memory networks and attention.
+
+Score queries against keys, normalise over the valid slots, read the weighted sum of values,
+and return the weights with the read. MemN2N hops, the attentive reader and the seq2seq decoder
+all call `address`.
+
+Shapes: b batch, q queries per example, m slots, d key size, e value size.
+"""
+
+from typing import Callable, NamedTuple
+
+import torch
+from einops import einsum
+
+Score = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (b, q, d), (b, m, d) -> (b, q, m)
+
+
+class Read(NamedTuple):
+    value: torch.Tensor  # (b, q, e) weighted sum of values
+    weights: torch.Tensor  # (b, q, m) attention over slots; exactly 0 on padding
+
+
+def dot_score(query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    """Inner-product score (MemN2N eq. 1; Luong et al. 2015 'dot')."""
+    return einsum(query, keys, "b q d, b m d -> b q m")
+
+
+def address(query, keys, values, mask=None, *, score: Score = dot_score, softmax: bool = True) -> Read:
+    """Read `values` at the slots whose `keys` match `query`.
+
+    query (b, q, d), keys (b, m, d), values (b, m, e), mask (b, m) True on valid slots.
+    With `softmax=False` the scores themselves are the weights (MemN2N's linear start, sec. 4.2);
+    padded slots get exactly zero weight either way.
+    """
+    scores = score(query, keys)  # (b, q, m)
+    if mask is not None:
+        valid = mask[:, None, :]  # (b, 1, m)
+        scores = scores.masked_fill(~valid, float("-inf") if softmax else 0.0)
+    weights = scores.softmax(-1) if softmax else scores
+    if mask is not None and softmax:
+        weights = weights.masked_fill(~valid, 0.0)  # a row with no valid slot reads nothing (not NaN)
+    return Read(einsum(weights, values, "b q m, b m e -> b q e"), weights)

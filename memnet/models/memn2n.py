@@ -1,0 +1,120 @@
+"""End-To-End Memory Networks (Sukhbaatar, Szlam, Weston, Fergus; NIPS 2015).
+
+Shape legend: b batch, m memory slots (sentences), w words per sentence, q words per question,
+d embedding size, V vocabulary, T time slots, k hops.
+
+One hop (sec. 2.1): memory keys m_i = sum_j A x_ij + T_A(i) and values c_i = sum_j C x_ij + T_C(i);
+p = softmax(u . m_i) over the valid slots, o = sum_i p_i c_i, and u <- u + o (or H u + o).
+The answer is softmax(W (o^K + u^K)).
+
+Paper options (sec. 2.2, 4.1, 4.2): bag-of-words or position encoding of sentences, temporal
+encoding, adjacent or layer-wise tying. Linear start (removing the softmax) is `use_softmax`,
+set by the training loop; random noise lives in the data (`tasks.babi_tensors.add_time_noise`).
+"""
+
+from dataclasses import dataclass
+
+import torch
+from einops import reduce
+from torch import nn
+
+from memnet.addressing import address
+from memnet.models.output import Output
+from tasks.babi_tensors import DEFAULT_MEMORY_SIZE, time_slots
+
+ENCODINGS = ("bow", "position")
+TYINGS = ("adjacent", "layerwise")
+
+
+@dataclass(frozen=True)
+class MemN2NConfig:
+    vocab_size: int  # words and answer classes, PAD = 0 included
+    hops: int = 3  # memory reads per question (the paper's K)
+    dim: int = 20  # embedding size d: 20 per task, 50 joint (sec. 4.2)
+    encoding: str = "position"  # "bow" sums word vectors; "position" weights them by place (sec. 4.1)
+    temporal: bool = True  # add learned vectors by recency to keys and values (sec. 4.1)
+    tying: str = "adjacent"  # "adjacent": A^(k+1) = C^k, B = A^1, W^T = C^K; "layerwise": shared A, C and a map H
+    relu: bool = False  # ReLU on the controller state between hops (layerwise only; the 10k table)
+    memory_size: int = DEFAULT_MEMORY_SIZE  # most recent sentences kept; sizes the temporal table
+    init_std: float = 0.1  # weights from N(0, 0.1) (sec. 4.2)
+
+    def __post_init__(self):
+        if self.encoding not in ENCODINGS:
+            raise ValueError(f"unknown encoding {self.encoding!r}; choose one of {', '.join(ENCODINGS)}")
+        if self.tying not in TYINGS:
+            raise ValueError(f"unknown tying {self.tying!r}; choose one of {', '.join(TYINGS)}")
+        if self.relu and self.tying != "layerwise":
+            raise ValueError("relu applies to layer-wise tying only (tying='layerwise')")
+        if self.hops < 1:
+            raise ValueError(f"hops must be at least 1, got {self.hops}")
+
+
+def position_encoding(words: torch.Tensor, dim: int) -> torch.Tensor:
+    """l_kj = (1 - j/J) - (k/d)(1 - 2j/J) for word j of J in a sentence (sec. 4.1): (..., w) -> (..., w, d).
+
+    J counts the sentence's own words, not its padding (the paper's formula).
+    """
+    length = (words != 0).sum(-1, keepdim=True).clamp(min=1).unsqueeze(-1).float()  # (..., 1, 1)
+    j = torch.arange(1, words.shape[-1] + 1, device=words.device).float()[:, None]  # (w, 1)
+    k = torch.arange(1, dim + 1, device=words.device).float()  # (d,)
+    return (1 - j / length) - (k / dim) * (1 - 2 * j / length)  # (..., w, d)
+
+
+class MemN2N(nn.Module):
+    def __init__(self, config: MemN2NConfig):
+        super().__init__()
+        self.config = config
+        self.use_softmax = True  # False during linear start
+        V, d, T, K = config.vocab_size, config.dim, time_slots(config.memory_size), config.hops
+        word_table = lambda: nn.Embedding(V, d, padding_idx=0)  # PAD = 0 has a zero, frozen vector
+        if config.tying == "adjacent":
+            # K + 1 matrices: hop k reads with A^k = E[k-1] and C^k = E[k]; B = E[0]; W^T = E[K]
+            self.words = nn.ModuleList(word_table() for _ in range(K + 1))
+            self.times = nn.ModuleList(nn.Embedding(T, d) for _ in range(K + 1))
+        else:
+            # one A, one C for every hop, a separate question embedding B and answer map W, and H
+            self.words = nn.ModuleList(word_table() for _ in range(3))  # A, C, B
+            self.times = nn.ModuleList(nn.Embedding(T, d) for _ in range(2))  # T_A, T_C
+            self.H = nn.Linear(d, d, bias=False)
+            self.W = nn.Linear(d, V, bias=False)
+        for parameter in self.parameters():
+            nn.init.normal_(parameter, std=config.init_std)
+        for table in self.words:
+            table.weight.data[0] = 0  # the padding word adds nothing
+
+    def hop_tables(self, hop: int) -> tuple[nn.Embedding, nn.Embedding, nn.Embedding, nn.Embedding]:
+        """(A, C, T_A, T_C) of hop 0..K-1."""
+        if self.config.tying == "adjacent":
+            return self.words[hop], self.words[hop + 1], self.times[hop], self.times[hop + 1]
+        return self.words[0], self.words[1], self.times[0], self.times[1]
+
+    def question_table(self) -> nn.Embedding:
+        return self.words[0] if self.config.tying == "adjacent" else self.words[2]
+
+    def embed(self, table: nn.Embedding, words: torch.Tensor) -> torch.Tensor:
+        """Sentence vectors: (..., w) word ids -> (..., d)."""
+        vectors = table(words)  # (..., w, d)
+        if self.config.encoding == "position":
+            vectors = vectors * position_encoding(words, self.config.dim)
+        return reduce(vectors, "... w d -> ... d", "sum")
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> Output:
+        story, mask = batch["story"], batch["memory_mask"]  # (b, m, w), (b, m)
+        time = batch["time"] if self.config.temporal else None  # (b, m)
+        u = self.embed(self.question_table(), batch["query"])  # (b, d)
+        attention = []
+        for hop in range(self.config.hops):
+            A, C, T_A, T_C = self.hop_tables(hop)
+            keys, values = self.embed(A, story), self.embed(C, story)  # (b, m, d)
+            if time is not None:
+                keys, values = keys + T_A(time), values + T_C(time)
+            read = address(u[:, None], keys, values, mask, softmax=self.use_softmax)
+            u = u + read.value[:, 0] if self.config.tying == "adjacent" else self.H(u) + read.value[:, 0]  # (b, d)
+            if self.config.relu:
+                u = torch.relu(u)
+            attention.append(read.weights[:, 0])  # (b, m)
+        if self.config.tying == "adjacent":
+            logits = u @ self.words[-1].weight.T  # (b, V): W^T = C^K
+        else:
+            logits = self.W(u)  # (b, V)
+        return Output(logits, torch.stack(attention, 1))  # (b, V), (b, k, m)
