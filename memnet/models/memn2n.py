@@ -117,4 +117,6 @@ class MemN2N(nn.Module):
             logits = u @ self.words[-1].weight.T  # (b, V): W^T = C^K
         else:
             logits = self.W(u)  # (b, V)
+        # PAD is never an answer; masking it also keeps C^K's padding row at zero under W^T = C^K
+        logits = logits.masked_fill(torch.arange(logits.shape[-1], device=logits.device) == 0, float("-inf"))
         return Output(logits, torch.stack(attention, 1))  # (b, V), (b, k, m)

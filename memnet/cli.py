@@ -1,0 +1,132 @@
+"""The `memnet` command: train models, get and look at data, run the demo and benchmarks, inspect runs."""
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+from memnet.models import MODELS
+from memnet.presets import PRESETS
+from memnet.train import TrainConfig
+from tasks.babi_tensors import DEFAULT_MEMORY_SIZE
+
+# memn2n flags that become model options when given (dest -> config field)
+MODEL_FLAGS = {"hops": "hops", "dim": "dim", "encoding": "encoding", "tying": "tying", "relu": "relu", "temporal": "temporal"}
+
+
+def parse_option(text: str) -> tuple[str, object]:
+    """KEY=VALUE with VALUE read as JSON when it parses (numbers, true/false), else as a string."""
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key.replace("-", "_"), json.loads(value)
+    except json.JSONDecodeError:
+        return key.replace("-", "_"), value
+
+
+def add_data_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", help="folder holding en/, en-10k/, ... (default: $MEMNET_DATA, else the download cache)")
+    parser.add_argument("--variant", default="en", help="folder of the archive: en, en-10k, en-valid, hn, ... (default: en)")
+
+
+def add_train_parser(commands) -> None:
+    parser = commands.add_parser("train", help="train a model on a task and write a run directory",
+                                 description="Train a model; writes config.json, metrics.jsonl, checkpoint.pt and summary.json to --out.")
+    parser.add_argument("--model", default="memn2n", choices=sorted(MODELS), help="which model (default: memn2n)")
+    parser.add_argument("--task", required=True, help="babi:2, babi:1-3,6 or babi:all (joint); other families: see README")
+    parser.add_argument("--out", required=True, help="run directory to write")
+    add_data_flags(parser)
+    parser.add_argument("--preset", choices=sorted(PRESETS), help="a column of the paper's table: " + ", ".join(sorted(PRESETS)))
+    parser.add_argument("--memory-size", type=int, default=DEFAULT_MEMORY_SIZE, help="most recent sentences kept in memory (default: 50)")
+    model = parser.add_argument_group("memn2n options")
+    model.add_argument("--hops", type=int, help="memory hops (default 3)")
+    model.add_argument("--dim", type=int, help="embedding size (default 20; 50 for joint presets)")
+    model.add_argument("--encoding", choices=["bow", "position"], help="sentence encoding (default position)")
+    model.add_argument("--tying", choices=["adjacent", "layerwise"], help="weight tying (default adjacent)")
+    model.add_argument("--relu", action="store_true", default=None, help="ReLU between hops (layerwise only)")
+    model.add_argument("--no-temporal", dest="temporal", action="store_false", default=None, help="no temporal encoding")
+    model.add_argument("--option", "-o", action="append", type=parse_option, default=[], metavar="KEY=VALUE",
+                       help="any other field of the model's config, e.g. -o hidden=64")
+    train = parser.add_argument_group("training")
+    for field in dataclasses.fields(TrainConfig):
+        flag = "--" + field.name.replace("_", "-")
+        if field.type in ("bool", bool):
+            train.add_argument(flag, action="store_true", default=None, help=f"(default {field.default})")
+        else:
+            kind = {"int": int, "float": float, "str": str}.get(str(field.type), type(field.default))
+            train.add_argument(flag, type=kind, help=f"(default {field.default})")
+    parser.add_argument("--repeats", type=int, default=1, help="train N seeds, keep the lowest validation error")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(run=run_train)
+
+
+def run_train(args) -> None:
+    from memnet.train import train_repeats
+    from tasks.registry import load
+
+    preset = PRESETS[args.preset] if args.preset else {"model": {}, "train": {}}
+    model_options = dict(preset["model"])
+    model_options.update({field: getattr(args, dest) for dest, field in MODEL_FLAGS.items() if getattr(args, dest) is not None})
+    model_options.update(dict(args.option))
+    train_options = dict(preset["train"])
+    train_options.update({f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if getattr(args, f.name) is not None})
+    config = TrainConfig(**train_options)
+    task_options = {"data_dir": args.data_dir, "variant": args.variant, "memory_size": args.memory_size}
+    data = load(args.task, **task_options)
+    summary = train_repeats(args.model, model_options, config, data, task_options, args.out, args.repeats, args.resume, not args.quiet)
+    errors = ", ".join(f"task {task}: {error}%" for task, error in summary["test_error"].items() if task != "all")
+    print(f"test error {summary['test_error']['all']}%" + (f" ({errors})" if errors else "") + f"; records in {args.out}")
+
+
+def add_data_parser(commands) -> None:
+    parser = commands.add_parser("data", help="get, generate and describe task data")
+    sources = parser.add_subparsers(dest="source", required=True, metavar="{babi,generate}")
+    babi = sources.add_parser("babi", help="the official bAbI tasks: download, statistics",
+                              description="Download the official bAbI archive, or describe a folder of it.")
+    add_data_flags(babi)
+    babi.add_argument("--download", action="store_true", help="fetch and unpack the official archive into the cache")
+    babi.add_argument("--stats", action="store_true", help="per task: questions per split, vocabulary, longest story and sentence")
+    babi.add_argument("--json", action="store_true", help="print the statistics as JSON")
+    babi.add_argument("--tasks", default="all", help="which tasks: all, 2, 1-3,6 (default all)")
+    babi.set_defaults(run=run_data_babi)
+
+
+def run_data_babi(args) -> None:
+    from tasks.babi import parse_task_list
+    from tasks.paths import resolve_data_dir
+    from tasks.stats import babi_stats, stats_table
+
+    if args.download:
+        from tasks.download import download_babi
+
+        print(f"bAbI data ready in {download_babi()}")
+    if args.stats or args.json:
+        rows, problems = babi_stats(args.data_dir, args.variant, parse_task_list(args.tasks))
+        print(json.dumps(rows, indent=1) if args.json else f"{resolve_data_dir(args.data_dir) / args.variant}\n{stats_table(rows)}")
+        for problem in problems:
+            print(f"missing: {problem}", file=sys.stderr)
+    elif not args.download:
+        print("nothing to do: add --download and/or --stats (see memnet data babi --help)", file=sys.stderr)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="memnet", description="Memory networks and attention for question answering.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_train_parser(commands)
+    add_data_parser(commands)
+    args = parser.parse_args(argv)
+    try:
+        args.run(args)
+    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as error:
+        print(f"memnet {args.command}: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; a run continues with the same command and --resume", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,172 @@
+"""The bAbI format: parsing, splits, supporting facts, vocabulary, tensors, `datasets` export, bad input."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from tasks.babi import BabiDataMissing, BabiFormatError, load_task, parse_file, parse_task_list, split_off_valid, tokenize
+from tasks.babi_tensors import encode
+from tasks.registry import load
+from tasks.vocab import UNK, Vocab
+from tests.conftest import REAL_BABI
+
+STORY = """\
+1 Mary moved to the bathroom.
+2 John went to the hallway.
+3 Where is Mary? \tbathroom\t1
+4 Mary got the apple there.
+5 Mary took the football there.
+6 What is Mary carrying? \tapple,football\t4 5
+1 Sandra went to the garden.
+2 Where is Sandra? \tgarden\t1
+"""
+
+
+def write(tmp_path, text, name="qa1_single-supporting-fact_train.txt"):
+    path = tmp_path / name
+    path.write_bytes(text.encode() if isinstance(text, str) else text)
+    return path
+
+
+def test_questions_are_not_memories_and_supporting_facts_point_at_story_slots(tmp_path):
+    first, second, third = parse_file(write(tmp_path, STORY), task=1)
+    assert first.story == (("mary", "moved", "to", "the", "bathroom"), ("john", "went", "to", "the", "hallway"))
+    assert first.question == ("where", "is", "mary") and first.answer == "bathroom" and first.supporting == (0,)
+    # line 3 was a question: lines 4 and 5 are story slots 2 and 3
+    assert len(second.story) == 4 and second.supporting == (2, 3)
+    assert second.story[2] == ("mary", "got", "the", "apple", "there")
+    assert second.answer == "apple,football"  # one answer class
+    # id 1 again starts a new story
+    assert third.story == (("sandra", "went", "to", "the", "garden"),) and third.story_id == 1
+    assert third.source.endswith(":8")
+
+
+def test_tokenize_drops_punctuation_of_any_script():
+    assert tokenize("Where is Mary?") == ("where", "is", "mary")
+    assert tokenize("राम रसोई में गया।") == ("राम", "रसोई", "में", "गया")
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("Mary moved to the bathroom.\n", "expected a line id"),
+    ("x Mary moved.\n", "expected a line id"),
+    ("1 Mary moved.\n2 Where is Mary?\t\t1\n", "expected an answer"),
+    ("1 Mary moved.\n2 Where is Mary?\n", None),  # no tab: a statement, which is fine
+    ("1 Mary moved.\n2 Where is Mary?\tkitchen\t5\n", "past the story"),
+    ("1 Mary moved.\n2 Where is Mary?\tkitchen\t1\n3 Where is Mary?\tkitchen\t2\n", "points at a question"),
+    ("1 Mary moved.\n2 Where is Mary?\tkitchen\tone\n", "not a line id"),
+    ("1 Mary moved.\n3 John moved.\n", "expected line id 2"),
+])
+def test_malformed_lines_name_file_and_line(tmp_path, text, problem):
+    path = write(tmp_path, text)
+    if problem is None:
+        assert parse_file(path) == []
+        return
+    with pytest.raises(BabiFormatError, match=problem) as error:
+        parse_file(path)
+    last_line = len(text.splitlines())
+    assert f"{path}:{last_line}:" in str(error.value)
+
+
+def test_bad_encoding_names_file_and_line(tmp_path):
+    path = write(tmp_path, b"1 Mary moved.\n2 Mary \xff\xfe went.\n")
+    with pytest.raises(BabiFormatError, match=r":2: not valid UTF-8"):
+        parse_file(path)
+
+
+def test_valid_is_cut_from_train_at_a_story_boundary(babi_dir):
+    splits = load_task(babi_dir, "en", 1)
+    assert len(splits["train"]) + len(splits["valid"]) == 80 and len(splits["test"]) == 20
+    assert len(splits["valid"]) == 8  # 10% of 80, two questions per story
+    assert splits["train"][-1].story_id != splits["valid"][0].story_id
+    assert splits["valid"] == load_task(babi_dir, "en", 1)["valid"]  # deterministic
+
+
+def test_split_moves_the_cut_to_the_next_story():
+    from tasks.babi import Example
+
+    made = [Example((), (), "a", (), 1, story_id, "f:1") for story_id in (0, 0, 0, 1, 1, 1, 2, 2, 2, 3)]
+    train, valid = split_off_valid(made, fraction=0.2)  # wants 2 questions; story 2 would be split
+    assert [e.story_id for e in valid] == [3] and len(train) == 9
+
+
+def test_valid_file_is_used_when_present(babi_dir):
+    splits = load_task(babi_dir, "en-valid", 1)
+    assert (len(splits["train"]), len(splits["valid"]), len(splits["test"])) == (72, 8, 20)
+
+
+def test_missing_folder_and_file_say_where_and_how(babi_dir):
+    with pytest.raises(BabiDataMissing, match=r"looked in .*en-10k.*memnet data babi --download"):
+        load_task(babi_dir, "en-10k", 1)
+    with pytest.raises(BabiDataMissing, match=r"task 2 has no train or test file"):
+        load_task(babi_dir, "en", 2)
+
+
+def test_walking_many_tasks_skips_a_missing_one_and_carries_on(babi_dir, capsys):
+    data = load("babi:1-2", data_dir=babi_dir, variant="en")
+    assert set(data.splits["test"]["task"].tolist()) == {1}
+    assert data.skipped and "task 2" in data.skipped[0]
+    assert "skipping bAbI task 2" in capsys.readouterr().err
+
+
+def test_task_lists():
+    assert parse_task_list("1-3,6") == [1, 2, 3, 6]
+    assert parse_task_list("all") == list(range(1, 21))
+    with pytest.raises(ValueError, match="numbered 1-20"):
+        parse_task_list("21")
+    with pytest.raises(ValueError, match="cannot read"):
+        parse_task_list("one")
+
+
+def test_vocab_round_trip_and_unknown_words_are_counted(tmp_path):
+    examples = parse_file(write(tmp_path, STORY))
+    vocab = Vocab.build(examples)
+    restored = Vocab.from_state_dict(json.loads(json.dumps(vocab.state_dict())))
+    assert restored == vocab and restored.encode(["mary", "garden"]) == vocab.encode(["mary", "garden"])
+    assert "apple,football" in vocab.index
+    assert vocab.encode(["mary", "zebra", "zebra"])[1:] == [vocab.index[UNK]] * 2
+    assert vocab.unknown["zebra"] == 2
+
+
+def test_tensors_keep_the_most_recent_sentences_and_reindex_support(tmp_path):
+    examples = parse_file(write(tmp_path, STORY))
+    vocab = Vocab.build(examples)
+    batch = encode(examples, vocab, memory_size=3)
+    assert batch["story"].shape == (3, 3, 5) and batch["query"].shape == (3, 4)
+    # the second question has 4 statements; memory keeps the last 3, so slots shift by one
+    assert batch["memory_mask"][1].tolist() == [True, True, True]
+    assert batch["supporting"][1].tolist() == [1, 2]
+    assert vocab.decode(batch["story"][1, 1].tolist()) == ["mary", "got", "the", "apple", "there"]
+    assert batch["time"][1].tolist() == [2, 1, 0]  # recency: the last slot is the newest
+    assert batch["memory_mask"][2].tolist() == [True, False, False]
+    assert batch["target"][1].item() == vocab.index["apple,football"]
+
+
+def test_datasets_export(babi_dir):
+    from tasks.hf import to_datasets
+
+    dataset = to_datasets(babi_dir, "en", "1")
+    assert {split: len(rows) for split, rows in dataset.items()} == {"train": 72, "valid": 8, "test": 20}
+    row = dataset["test"][0]
+    assert set(row) == {"story", "question", "answer", "supporting", "task"} and row["task"] == 1
+    assert all(0 <= fact < len(row["story"]) for fact in row["supporting"])
+    assert row["answer"] in {"kitchen", "garden", "office", "hallway"}
+
+
+def test_stats_command_json(babi_dir):
+    result = subprocess.run([sys.executable, "-m", "memnet.cli", "data", "babi", "--data-dir", str(babi_dir), "--variant", "en",
+                             "--stats", "--json", "--tasks", "1-2"], capture_output=True, text=True, check=True)
+    rows = json.loads(result.stdout)
+    assert {(row["task"], row["split"]): row["questions"] for row in rows} == {(1, "train"): 72, (1, "valid"): 8, (1, "test"): 20}
+    assert "task 2" in result.stderr  # missing, said, and the others still reported
+
+
+@pytest.mark.skipif(not (REAL_BABI / "en").is_dir(), reason=f"real bAbI data not found at {REAL_BABI}")
+def test_real_data_has_1000_questions_per_split():
+    for task in (1, 3, 8, 19):
+        splits = load_task(REAL_BABI, "en", task)
+        assert len(splits["train"]) + len(splits["valid"]) == 1000 and len(splits["test"]) == 1000
+        for example in splits["test"][:200]:
+            assert all(0 <= fact < len(example.story) for fact in example.supporting)

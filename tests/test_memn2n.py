@@ -1,0 +1,145 @@
+"""MemN2N against hand computations, and its paper options one by one."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from memnet.addressing import address
+from memnet.models.memn2n import MemN2N, MemN2NConfig, position_encoding
+from tasks.babi_tensors import add_time_noise
+
+
+def tiny_batch():
+    """Two stories: 3 and 2 sentences of up to 3 words (vocabulary of 8), padded to 4 slots."""
+    story = torch.tensor([
+        [[2, 3, 0], [4, 5, 6], [7, 2, 0], [0, 0, 0]],
+        [[3, 3, 0], [5, 0, 0], [0, 0, 0], [0, 0, 0]],
+    ])
+    mask = (story != 0).any(-1)
+    time = (mask.sum(1, keepdim=True) - 1 - torch.arange(4)).clamp(min=0)
+    return {"story": story, "query": torch.tensor([[2, 4], [6, 0]]), "memory_mask": mask, "time": time,
+            "target": torch.tensor([3, 5])}
+
+
+@pytest.mark.parametrize("tying", ["adjacent", "layerwise"])
+@pytest.mark.parametrize("encoding", ["bow", "position"])
+def test_attention_sums_to_one_on_valid_slots_and_is_zero_on_padding(tying, encoding):
+    model = MemN2N(MemN2NConfig(vocab_size=8, hops=3, dim=6, tying=tying, encoding=encoding))
+    batch = tiny_batch()
+    out = model(batch)
+    assert out.logits.shape == (2, 8) and out.attention.shape == (2, 3, 4)
+    padding = ~batch["memory_mask"][:, None, :].expand_as(out.attention)
+    assert torch.all(out.attention[padding] == 0)
+    torch.testing.assert_close(out.attention.sum(-1), torch.ones(2, 3))
+
+
+def test_one_hop_equals_a_hand_computation():
+    torch.manual_seed(0)
+    model = MemN2N(MemN2NConfig(vocab_size=8, hops=1, dim=5, encoding="bow", temporal=True, memory_size=4))
+    batch = tiny_batch()
+    A, C = model.words[0].weight.detach().numpy(), model.words[1].weight.detach().numpy()
+    TA, TC = model.times[0].weight.detach().numpy(), model.times[1].weight.detach().numpy()
+    logits = model(batch).logits.detach().numpy()
+    for i in range(2):
+        u = sum(A[word] for word in batch["query"][i].tolist())  # B = A^1
+        keys, values, valid = [], [], []
+        for slot, sentence in enumerate(batch["story"][i].tolist()):
+            if not any(sentence):
+                continue
+            t = batch["time"][i, slot].item()
+            keys.append(sum(A[word] for word in sentence) + TA[t])
+            values.append(sum(C[word] for word in sentence) + TC[t])
+        scores = np.array([u @ key for key in keys])
+        p = np.exp(scores - scores.max()) / np.exp(scores - scores.max()).sum()
+        o = sum(weight * value for weight, value in zip(p, values))
+        expected = (o + u) @ C.T  # W^T = C^K
+        np.testing.assert_allclose(logits[i, 1:], expected[1:], rtol=1e-5, atol=1e-6)
+        assert logits[i, 0] == -np.inf  # PAD is never an answer
+
+
+def test_adjacent_tying_shares_matrices_between_hops():
+    model = MemN2N(MemN2NConfig(vocab_size=8, hops=3, dim=4, tying="adjacent"))
+    for hop in range(2):
+        assert model.hop_tables(hop + 1)[0] is model.hop_tables(hop)[1]  # A^(k+1) = C^k
+        assert model.hop_tables(hop + 1)[2] is model.hop_tables(hop)[3]  # T_A^(k+1) = T_C^k
+    assert model.question_table() is model.hop_tables(0)[0]  # B = A^1
+    # W^T = C^K: a change to C^K's row of a word changes that word's logit
+    out = model(tiny_batch()).logits
+    with torch.no_grad():
+        model.hop_tables(2)[1].weight[3] += 1.0
+    changed = (model(tiny_batch()).logits - out).abs() > 1e-6
+    assert changed[:, 3].all()
+    assert len(list(model.parameters())) == 2 * (3 + 1)  # K + 1 word tables and K + 1 time tables
+
+
+def test_layerwise_tying_shares_one_A_and_C_and_adds_H():
+    model = MemN2N(MemN2NConfig(vocab_size=8, hops=3, dim=4, tying="layerwise", relu=True))
+    tables = [model.hop_tables(hop) for hop in range(3)]
+    assert all(t[0] is tables[0][0] and t[1] is tables[0][1] for t in tables)
+    assert model.question_table() is not tables[0][0]
+    assert model.H.weight.shape == (4, 4)
+    model(tiny_batch()).logits.sum().backward()
+    assert model.H.weight.grad.abs().sum() > 0
+
+
+def test_position_encoding_matches_the_formula():
+    words = torch.tensor([[5, 6, 7, 0, 0]])  # J = 3 real words, 2 padding
+    d = 4
+    l = position_encoding(words, d)[0]  # (w, d)
+    J = 3
+    for j in range(1, J + 1):
+        for k in range(1, d + 1):
+            assert l[j - 1, k - 1].item() == pytest.approx((1 - j / J) - (k / d) * (1 - 2 * j / J))
+
+
+def test_linear_start_removes_the_softmax():
+    query, keys = torch.randn(2, 1, 3), torch.randn(2, 4, 3)
+    values = torch.randn(2, 4, 5)
+    mask = torch.tensor([[True, True, True, False], [True, True, False, False]])
+    linear = address(query, keys, values, mask, softmax=False)
+    scores = torch.einsum("bqd,bmd->bqm", query, keys) * mask[:, None]
+    torch.testing.assert_close(linear.weights, scores)
+    torch.testing.assert_close(linear.value, torch.einsum("bqm,bme->bqe", scores, values))
+    model = MemN2N(MemN2NConfig(vocab_size=8, dim=4))
+    with_softmax = model(tiny_batch()).attention
+    model.use_softmax = False
+    without = model(tiny_batch()).attention
+    assert not torch.allclose(with_softmax, without)
+    assert not torch.allclose(without.sum(-1), torch.ones(2, 3))
+
+
+def test_random_noise_only_pushes_time_back_and_keeps_order():
+    lengths = torch.tensor([50, 20, 7, 1])
+    mask = torch.arange(50) < lengths[:, None]
+    time = ((lengths[:, None] - 1 - torch.arange(50)).clamp(min=0))
+    generator = torch.Generator().manual_seed(0)
+    moved = False
+    for _ in range(50):
+        noisy = add_time_noise(time, mask, generator)
+        assert torch.equal(noisy[~mask], time[~mask])  # padding untouched
+        shift = noisy - time
+        assert (shift >= 0).all()
+        for row, length in enumerate(lengths.tolist()):
+            valid = noisy[row, :length]
+            assert (valid[:-1] > valid[1:]).all()  # still strictly ordered by recency
+            assert shift[row].max() <= math.ceil(0.1 * length)
+        moved |= bool((shift > 0).any())
+    assert moved
+
+
+def test_padding_word_has_zero_vector_and_no_gradient():
+    model = MemN2N(MemN2NConfig(vocab_size=8, dim=4))
+    assert all(torch.all(table.weight[0] == 0) for table in model.words)
+    model(tiny_batch()).logits.sum().backward()
+    assert all(torch.all(table.weight.grad[0] == 0) for table in model.words)
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"encoding": "bag"}, "bow, position"), ({"tying": "none"}, "adjacent, layerwise"),
+    ({"relu": True}, "layer-wise tying only"), ({"hops": 0}, "at least 1"),
+])
+def test_bad_options_say_what_is_valid(bad, message):
+    with pytest.raises(ValueError, match=message):
+        MemN2NConfig(vocab_size=8, **bad)
