@@ -137,6 +137,14 @@ def make_optimizer(config: TrainConfig, model) -> torch.optim.Optimizer:
     return torch.optim.SGD(model.parameters(), lr=config.lr)
 
 
+def trim_memory(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop memory slots that no story of the batch fills (a split is padded to its longest story)."""
+    if "memory_mask" not in batch:
+        return batch
+    used = int(batch["memory_mask"].sum(1).max())
+    return {key: value[:, :used] if key in ("story", "memory_mask", "time") else value for key, value in batch.items()}
+
+
 def to_device(split: dict[str, torch.Tensor], device) -> dict[str, torch.Tensor]:
     return {key: value.to(device) for key, value in split.items()}
 
@@ -189,7 +197,7 @@ def train_run(model_name: str, model_options: dict, config: TrainConfig, data: T
             group["lr"] = lr
         losses, wrongs = [], []
         for index in torch.randperm(len(train["target"]), generator=shuffle).split(config.batch_size):
-            batch = {key: value[index.to(device)] for key, value in train.items()}
+            batch = trim_memory({key: value[index.to(device)] for key, value in train.items()})
             if config.random_noise:
                 batch["time"] = add_time_noise(batch["time"].cpu(), batch["memory_mask"].cpu(), shuffle).to(device)
             try:

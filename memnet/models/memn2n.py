@@ -91,24 +91,31 @@ class MemN2N(nn.Module):
     def question_table(self) -> nn.Embedding:
         return self.words[0] if self.config.tying == "adjacent" else self.words[2]
 
-    def embed(self, table: nn.Embedding, words: torch.Tensor) -> torch.Tensor:
-        """Sentence vectors: (..., w) word ids -> (..., d)."""
+    def embed(self, table: nn.Embedding, words: torch.Tensor, place: torch.Tensor | None) -> torch.Tensor:
+        """Sentence vectors: (..., w) word ids -> (..., d); `place` is the position encoding (..., w, d) or None."""
         vectors = table(words)  # (..., w, d)
-        if self.config.encoding == "position":
-            vectors = vectors * position_encoding(words, self.config.dim)
+        if place is not None:
+            vectors = vectors * place
         return reduce(vectors, "... w d -> ... d", "sum")
 
     def forward(self, batch: dict[str, torch.Tensor]) -> Output:
-        story, mask = batch["story"], batch["memory_mask"]  # (b, m, w), (b, m)
-        time = batch["time"] if self.config.temporal else None  # (b, m)
-        u = self.embed(self.question_table(), batch["query"])  # (b, d)
+        story, mask, query = batch["story"], batch["memory_mask"], batch["query"]  # (b, m, w), (b, m), (b, q)
+        position = self.config.encoding == "position"
+        story_place = position_encoding(story, self.config.dim) if position else None  # (b, m, w, d), once for all tables
+        u = self.embed(self.question_table(), query, position_encoding(query, self.config.dim) if position else None)  # (b, d)
+        memories = {}  # table -> its memory vectors (b, m, d); under tying one table serves two hops
+
+        def memory(words: nn.Embedding, times: nn.Embedding) -> torch.Tensor:
+            if words not in memories:
+                memories[words] = self.embed(words, story, story_place)
+                if self.config.temporal:
+                    memories[words] = memories[words] + times(batch["time"])
+            return memories[words]
+
         attention = []
         for hop in range(self.config.hops):
             A, C, T_A, T_C = self.hop_tables(hop)
-            keys, values = self.embed(A, story), self.embed(C, story)  # (b, m, d)
-            if time is not None:
-                keys, values = keys + T_A(time), values + T_C(time)
-            read = address(u[:, None], keys, values, mask, softmax=self.use_softmax)
+            read = address(u[:, None], memory(A, T_A), memory(C, T_C), mask, softmax=self.use_softmax)
             u = u + read.value[:, 0] if self.config.tying == "adjacent" else self.H(u) + read.value[:, 0]  # (b, d)
             if self.config.relu:
                 u = torch.relu(u)
