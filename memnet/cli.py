@@ -112,11 +112,38 @@ def run_data_babi(args) -> None:
         print("nothing to do: add --download and/or --stats (see memnet data babi --help)", file=sys.stderr)
 
 
+def add_bench_parser(commands) -> None:
+    parser = commands.add_parser("bench", help="train a grid of models on bAbI and write result tables",
+                                 description="Train models x tasks x data sizes x modes x seeds; resumable; writes results/NAME/.")
+    parser.add_argument("--name", required=True, help="folder under --results for this benchmark")
+    parser.add_argument("--models", default="memn2n:pe-ls-rn", help="comma list of MODEL[:PRESET], e.g. memn2n:pe-ls-rn,lstm")
+    parser.add_argument("--tasks", default="all", help="all, 2, 1-3,6 (default all)")
+    parser.add_argument("--variants", default="en", help="comma list of data folders: en, en-10k (default en)")
+    parser.add_argument("--modes", default="per-task", help="comma list: per-task, joint (default per-task)")
+    parser.add_argument("--repeats", type=int, default=1, help="seeds per task; the table keeps the best by valid error")
+    parser.add_argument("--data-dir", help="folder holding en/, en-10k/, ... (default: $MEMNET_DATA, else the download cache)")
+    parser.add_argument("--results", default="results", help="where benchmark folders go (default results/)")
+    parser.add_argument("--workers", type=int, help="parallel runs on CPU (default: one per core)")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--set", action="append", type=parse_option, default=[], metavar="KEY=VALUE", dest="overrides",
+                        help="training option for every run, e.g. --set epochs=5")
+    parser.add_argument("--wandb", action="store_true", help="log every run, and the final table, to one wandb group")
+    parser.set_defaults(run=run_bench)
+
+
+def run_bench(args) -> None:
+    from memnet.bench import overrides_from, run_bench as bench
+
+    bench(args.name, args.models.split(","), args.tasks, args.variants.split(","), args.modes.split(","), args.repeats,
+          args.data_dir, args.results, args.workers, overrides_from(args.overrides), args.device, args.wandb)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="memnet", description="Memory networks and attention for question answering.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_train_parser(commands)
     add_data_parser(commands)
+    add_bench_parser(commands)
     args = parser.parse_args(argv)
     try:
         args.run(args)

@@ -1,0 +1,136 @@
+"""Tables from run records: best of N by validation error, mean ± std over N, published columns beside.
+
+Reads `<root>/runs/<model>/<variant>-<mode>/<task-N | joint>/seed-S/{config,summary}.json` and writes
+`<root>/summary.md`, `<root>/results.csv` and `<root>/results.json`. Nothing here is typed by hand:
+rerun `python scripts/make_tables.py <root>` to remake them from the records.
+"""
+
+import csv
+import io
+import json
+import statistics
+from pathlib import Path
+
+from memnet.published import PUBLISHED
+from memnet.records import read_json, write_atomic, write_json
+from tasks.babi import TASK_IDS
+
+FAILED_ABOVE = 5.0  # a task "fails" when its test error is above 5% (the paper's convention)
+SIZES = {"en": "1k", "en-valid": "1k", "en-10k": "10k", "en-valid-10k": "10k"}
+
+
+def read_runs(root: Path) -> dict[str, list[dict]]:
+    """group name -> finished runs, each {task, seed, valid, test, seconds, device}; one entry per task a run reports."""
+    groups: dict[str, list[dict]] = {}
+    for summary_path in sorted((root / "runs").glob("*/*/*/seed-*/summary.json")):
+        run_dir = summary_path.parent
+        spec, data, label = run_dir.parts[-4], run_dir.parts[-3], run_dir.parts[-2]
+        mode = "joint" if data.endswith("-joint") else "per-task"
+        variant = data.removesuffix("-" + mode)
+        summary = read_json(summary_path)
+        group = f"{spec} {variant} {mode}"
+        tasks = [label.removeprefix("task-")] if mode == "per-task" else [t for t in summary["test_error"] if t != "all"]
+        for task in tasks:
+            key = "all" if mode == "per-task" else task
+            groups.setdefault(group, []).append({
+                "task": int(task), "seed": summary["seed"], "run": str(run_dir.relative_to(root)),
+                "valid": summary["valid_error"].get(key, summary["valid_error"]["all"]),
+                "select_by": summary["valid_error"]["all"],  # joint: one model for all tasks, chosen on all of valid
+                "test": summary["test_error"][key], "seconds": summary["seconds"], "device": summary["device"],
+            })
+    return groups
+
+
+def published_column(group: str) -> str | None:
+    """The paper's column that matches a group (same model setting and data size), if any."""
+    spec, variant, mode = group.split(" ")
+    size = SIZES.get(variant)
+    model, _, preset = spec.partition("-")
+    key = f"{size}/{preset}" if model == "memn2n" else f"{size}/{model}"
+    return key if key in PUBLISHED else None
+
+
+def aggregate(runs: list[dict]) -> dict[int, dict]:
+    """Per task: the best run by validation error (ties: lower seed), and mean/std of test error over runs."""
+    by_task: dict[int, list[dict]] = {}
+    for run in runs:
+        by_task.setdefault(run["task"], []).append(run)
+    table = {}
+    for task, task_runs in sorted(by_task.items()):
+        best = min(task_runs, key=lambda run: (run["select_by"], run["seed"]))
+        tests = [run["test"] for run in task_runs]
+        table[task] = {"best": best["test"], "best_run": best["run"], "best_valid": best["valid"], "n": len(tests),
+                       "mean": statistics.fmean(tests), "std": statistics.stdev(tests) if len(tests) > 1 else 0.0,
+                       "seconds": sum(run["seconds"] for run in task_runs), "device": best["device"]}
+    return table
+
+
+def write_report(root: str | Path) -> str:
+    """Write summary.md, results.csv and results.json for the benchmark in `root`; return the markdown."""
+    root = Path(root)
+    groups = {group: aggregate(runs) for group, runs in read_runs(root).items()}
+    rows = [{"group": group, "task": task, **{k: v for k, v in cell.items()}}
+            for group, table in groups.items() for task, cell in table.items()]
+    write_json(root / "results.json", {"rows": rows, "published": {g: published_column(g) for g in groups}})
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=["group", "task", "best", "best_valid", "mean", "std", "n", "seconds", "device", "best_run"])
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomic(root / "results.csv", buffer.getvalue())
+    markdown = render(root, groups)
+    write_atomic(root / "summary.md", markdown)
+    return markdown
+
+
+def fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f}"
+
+
+def render(root: Path, groups: dict[str, dict[int, dict]]) -> str:
+    bench = read_json(root / "bench.json") if (root / "bench.json").exists() else {}
+    columns, published = [], []
+    for group, table in groups.items():
+        n = max(cell["n"] for cell in table.values())
+        columns.append((f"ours: {group}, best of {n} (by valid)", {t: c["best"] for t, c in table.items()}))
+        columns.append((f"ours: {group}, mean ± std over {n}", {t: f"{c['mean']:.1f} ± {c['std']:.1f}" for t, c in table.items()}))
+        key = published_column(group)
+        if key and key not in published:
+            published.append(key)
+    for key in published:
+        columns.append((f"published: {key} (Sukhbaatar et al. 2015)", PUBLISHED[key]))
+    lines = [f"# {root.name}", "", "Test error (%) on bAbI. Columns marked *published* are the paper's numbers, not ours.",
+             "Ours: the run with the lowest validation error among N seeds (as the paper, which chose by training error),",
+             "and the mean ± standard deviation over the N seeds. A task fails when its error is above 5%.", ""]
+    lines.append("| task | " + " | ".join(title for title, _ in columns) + " |")
+    lines.append("|---" * (len(columns) + 1) + "|")
+    tasks = sorted({task for table in groups.values() for task in table} & set(TASK_IDS))  # the tasks we ran
+    for task in tasks:
+        cells = [values.get(task) for _, values in columns]
+        lines.append(f"| {task} | " + " | ".join(c if isinstance(c, str) else fmt(c) for c in cells) + " |")
+    mean_row, failed_row = [], []
+    for title, values in columns:
+        numbers = [values[t] for t in tasks if isinstance(values.get(t), (int, float))]
+        complete = len(numbers) == len(tasks)
+        if title.startswith("published"):
+            mean_row.append(fmt(values["mean"]))
+            failed_row.append(str(values["failed"]))
+        elif "mean ± std" in title or not complete:
+            mean_row.append(fmt(statistics.fmean(numbers)) + ("" if complete else f" ({len(numbers)} tasks)") if numbers and "±" not in title else "")
+            failed_row.append("")
+        else:
+            mean_row.append(fmt(statistics.fmean(numbers)))
+            failed_row.append(str(sum(number > FAILED_ABOVE for number in numbers)))
+    lines.append("| **mean** | " + " | ".join(mean_row) + " |")
+    lines.append("| **failed (> 5%)** | " + " | ".join(failed_row) + " |")
+    lines += ["", "The published mean and failed counts are over all 20 tasks; ours over the tasks in the table."]
+    if bench.get("missing"):
+        lines += ["", "Missing from the data, so not run: " + "; ".join(bench["missing"]) + "."]
+    if bench.get("invocations"):
+        last = bench["invocations"][-1]
+        lines += ["", "## How these numbers were made", "",
+                  f"- command: `{last['command']}`", f"- code version: `{last['code_version']}`",
+                  f"- device of the runs: {', '.join(sorted({c['device'] for t in groups.values() for c in t.values()}))}",
+                  f"- libraries: {json.dumps(last['libraries'])}, Python {last['python']}",
+                  f"- seeds: 0 to {bench.get('repeats', 1) - 1} per task; every run's config, metrics and summary are under `runs/`",
+                  f"- wall time of all runs: {sum(c['seconds'] for t in groups.values() for c in t.values()) / 60:.1f} min of training"]
+    return "\n".join(lines) + "\n"
