@@ -138,12 +138,50 @@ def run_bench(args) -> None:
           args.data_dir, args.results, args.workers, overrides_from(args.overrides), args.device, args.wandb)
 
 
+def add_inspect_parser(commands) -> None:
+    parser = commands.add_parser("inspect", help="show a trained run's attention over story sentences",
+                                 description="Print per-hop attention over a story; write it as HTML or PNG; or measure "
+                                             "how often each hop attends to a supporting fact (--report).")
+    parser.add_argument("run_dir", help="a run directory written by memnet train (or a folder of its repeats)")
+    parser.add_argument("--split", default="test", choices=["train", "valid", "test"])
+    parser.add_argument("--index", type=int, help="which example of the split")
+    parser.add_argument("--task", type=int, help="only examples of this bAbI task")
+    parser.add_argument("--wrong", action="store_true", help="only examples the model gets wrong")
+    parser.add_argument("--count", type=int, default=1, help="how many examples to show (default 1; HTML: 5)")
+    parser.add_argument("--html", metavar="FILE", help="write a self-contained HTML page")
+    parser.add_argument("--png", metavar="FILE", help="write a heatmap of the first example")
+    parser.add_argument("--report", action="store_true", help="per task and hop: how often the top sentence is a supporting fact")
+    parser.add_argument("--data-dir", help="read the task data from here instead of where the run was trained")
+    parser.set_defaults(run=run_inspect)
+
+
+def run_inspect(args) -> None:
+    from memnet.inspection import attend, choose, load_run, render_html, render_png, render_terminal, run_report
+    from memnet.records import write_atomic
+
+    run = load_run(args.run_dir, args.data_dir)
+    if args.report:
+        run_report(run, args.split)
+        return
+    count = args.count if args.count != 1 or not args.html else 5
+    examples = attend(run, args.split, choose(run, args.split, args.index, args.task, args.wrong, count))
+    for example in examples:
+        print(render_terminal(example) + "\n")
+    if args.html:
+        write_atomic(args.html, render_html(examples, f"{run.data.name}: {run.path}"))
+        print(f"wrote {args.html}")
+    if args.png:
+        render_png(examples[0], args.png)
+        print(f"wrote {args.png}")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="memnet", description="Memory networks and attention for question answering.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_train_parser(commands)
     add_data_parser(commands)
     add_bench_parser(commands)
+    add_inspect_parser(commands)
     args = parser.parse_args(argv)
     try:
         args.run(args)

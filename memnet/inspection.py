@@ -1,0 +1,208 @@
+"""Look at what a trained model attends to: per-hop attention over story sentences.
+
+`load_run` rebuilds a run's model and data from its checkpoint; `attend` runs it on chosen
+examples; the `render_*` functions show the result in the terminal, as an HTML page or as a PNG
+heatmap; `support_report` measures how often each hop's most-attended sentence is a supporting fact.
+"""
+
+import html
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from memnet.models import build_model, model_config
+from memnet.records import read_json, write_atomic, write_json
+from tasks.registry import TaskData, load
+from tasks.vocab import Vocab
+
+BAR = " ▏▎▍▌▋▊▉█"  # eighths of a character cell
+
+
+class RunNotFound(FileNotFoundError):
+    """A run directory that does not exist or has no checkpoint."""
+
+
+@dataclass
+class Run:
+    path: Path
+    model: torch.nn.Module
+    data: TaskData
+    summary: dict
+
+
+def find_checkpoint(run_dir: Path) -> Path:
+    """The checkpoint of a run, or of the best repeat when `run_dir` holds several."""
+    if not run_dir.is_dir():
+        raise RunNotFound(f"no run directory {run_dir}; train one with `memnet train --out {run_dir} ...`")
+    if (run_dir / "checkpoint.pt").exists():
+        return run_dir / "checkpoint.pt"
+    if (run_dir / "summary.json").exists() and "best_run" in read_json(run_dir / "summary.json"):
+        return find_checkpoint(run_dir / read_json(run_dir / "summary.json")["best_run"])
+    raise RunNotFound(f"{run_dir} has no checkpoint.pt: it is not a run directory, or its training never finished an epoch")
+
+
+def load_run(run_dir: str | Path, data_dir=None) -> Run:
+    """The trained model of a run with its task's data, encoded with the run's own vocabulary."""
+    checkpoint = find_checkpoint(Path(run_dir))
+    saved = torch.load(checkpoint, weights_only=True)
+    options = dict(saved["task_options"])
+    if data_dir is not None:
+        options["data_dir"] = str(data_dir)
+    data = load(saved["task"], vocab=Vocab.from_state_dict(saved["vocab"]), **options)
+    fields = {key: value for key, value in saved["model_config"].items() if key not in data.sizes}
+    model = build_model(saved["model_name"], model_config(saved["model_name"], data.sizes, fields))
+    model.load_state_dict(saved["model"])
+    model.eval()
+    summary_path = checkpoint.parent / "summary.json"
+    return Run(checkpoint.parent, model, data, read_json(summary_path) if summary_path.exists() else {})
+
+
+@torch.no_grad()
+def attend(run: Run, split: str, indices: list[int]) -> list[dict]:
+    """For each example: its sentences, question, answers, supporting slots and attention (hops, sentences)."""
+    tensors = run.data.splits[split]
+    batch = {key: value[indices] for key, value in tensors.items()}
+    out = run.model(batch)
+    if out.attention is None:
+        raise ValueError(f"model {type(run.model).__name__} returns no attention over story sentences")
+    vocab, memory = run.data.vocab, run.data.sizes.get("memory_size", 50)
+    shown = []
+    for row, index in enumerate(indices):
+        example = run.data.examples[split][index]
+        sentences = [" ".join(words) for words in example.story[-memory:]]
+        supporting = {slot for slot in batch["supporting"][row].tolist() if slot >= 0}
+        shown.append({
+            "index": index, "task": example.task, "source": example.source, "sentences": sentences,
+            "question": " ".join(example.question), "answer": example.answer,
+            "predicted": vocab.words[out.logits[row].argmax().item()],
+            "supporting": sorted(supporting),
+            "attention": out.attention[row, :, : len(sentences)].tolist(),  # (hops, sentences)
+        })
+    return shown
+
+
+def choose(run: Run, split: str, index: int | None, task: int | None, wrong: bool, count: int) -> list[int]:
+    """Indices of the examples to show: one by index, else the first `count` matching task / wrongness."""
+    tensors = run.data.splits[split]
+    total = len(tensors["target"])
+    if index is not None:
+        if not 0 <= index < total:
+            raise ValueError(f"--index {index} is out of range: the {split} split has {total} examples (0-{total - 1})")
+        return [index]
+    keep = torch.ones(total, dtype=torch.bool)
+    if task is not None:
+        keep &= tensors["task"] == task
+        if not keep.any():
+            raise ValueError(f"the run has no task {task} examples; its tasks are {sorted(set(tensors['task'].tolist()))}")
+    if wrong:
+        with torch.no_grad():
+            predicted = torch.cat([run.model({k: v[i : i + 1000] for k, v in tensors.items()}).logits.argmax(-1)
+                                   for i in range(0, total, 1000)])
+        keep &= predicted != tensors["target"]
+        if not keep.any():
+            raise ValueError("the model answers every selected example correctly; drop --wrong")
+    return keep.nonzero()[:, 0][:count].tolist()
+
+
+def bar(weight: float, width: int = 10) -> str:
+    eighths = round(max(0.0, min(1.0, weight)) * width * 8)
+    return (BAR[-1] * (eighths // 8) + (BAR[eighths % 8] if eighths % 8 else "")).ljust(width)
+
+
+def render_terminal(example: dict) -> str:
+    hops = len(example["attention"])
+    lines = [f"example {example['index']} (task {example['task']}, {example['source']})",
+             "     " + "".join(f"{'hop ' + str(h + 1):<17}" for h in range(hops)) + "sentence   (* = supporting fact)"]
+    for slot, sentence in enumerate(example["sentences"]):
+        cells = "".join(f"{bar(example['attention'][h][slot])} {example['attention'][h][slot]:.2f}  " for h in range(hops))
+        mark = "*" if slot in example["supporting"] else " "
+        lines.append(f"{slot + 1:>3} {mark}{cells}{sentence}")
+    verdict = "right" if example["predicted"] == example["answer"] else "WRONG"
+    lines += [f"question: {example['question']}?",
+              f"predicted: {example['predicted']}   true: {example['answer']}   ({verdict})"]
+    return "\n".join(lines)
+
+
+def render_html(examples: list[dict], title: str) -> str:
+    """A self-contained page: per example, one table per hop, colour intensity by weight."""
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>"
+             "body{font-family:sans-serif;margin:2em;max-width:70em} table{border-collapse:collapse;margin:.5em 1em 1em 0;display:inline-table;vertical-align:top}"
+             "td,th{border:1px solid #ccc;padding:2px 6px;font-size:14px} .support{font-weight:bold} .w{text-align:right;width:3.5em}"
+             ".right{color:#070} .wrong{color:#b00}</style></head><body>",
+             f"<h1>{html.escape(title)}</h1><p>Attention of every hop over the story sentences; darker is more weight. "
+             "Supporting facts are in bold and marked ★.</p>"]
+    for example in examples:
+        verdict = "right" if example["predicted"] == example["answer"] else "wrong"
+        parts.append(f"<h2>Example {example['index']} (task {example['task']})</h2>"
+                     f"<p>Question: <b>{html.escape(example['question'])}?</b> Predicted: <b class='{verdict}'>"
+                     f"{html.escape(example['predicted'])}</b>, true: <b>{html.escape(example['answer'])}</b></p>")
+        for hop, weights in enumerate(example["attention"]):
+            rows = "".join(
+                f"<tr class='{'support' if slot in example['supporting'] else ''}'>"
+                f"<td class='w' style='background:rgba(220,50,30,{weight:.3f})'>{weight:.2f}</td>"
+                f"<td>{'★ ' if slot in example['supporting'] else ''}{html.escape(sentence)}</td></tr>"
+                for slot, (sentence, weight) in enumerate(zip(example["sentences"], weights)))
+            parts.append(f"<table><tr><th colspan=2>hop {hop + 1}</th></tr>{rows}</table>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def render_png(example: dict, path: str | Path) -> None:
+    """A heatmap of attention, sentences down the side and hops across, supporting facts starred."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    weights = torch.tensor(example["attention"]).T  # (sentences, hops)
+    labels = [("★ " if slot in example["supporting"] else "") + sentence for slot, sentence in enumerate(example["sentences"])]
+    figure, axes = plt.subplots(figsize=(3 + 0.9 * weights.shape[1] + 0.07 * max(map(len, labels)), 1.2 + 0.3 * len(labels)))
+    image = axes.imshow(weights, cmap="Reds", vmin=0, vmax=1, aspect="auto")
+    axes.set_xticks(range(weights.shape[1]), [f"hop {h + 1}" for h in range(weights.shape[1])])
+    axes.set_yticks(range(len(labels)), labels)
+    for (row, col), weight in zip(((r, c) for r in range(weights.shape[0]) for c in range(weights.shape[1])), weights.flatten()):
+        axes.text(col, row, f"{weight:.2f}", ha="center", va="center", fontsize=8, color="white" if weight > 0.5 else "black")
+    axes.set_title(f"Q: {example['question']}?  predicted: {example['predicted']}  true: {example['answer']}", fontsize=10)
+    figure.colorbar(image, ax=axes, fraction=0.04)
+    figure.tight_layout()
+    tmp = Path(path).with_suffix(".tmp.png")
+    figure.savefig(tmp, dpi=110)
+    plt.close(figure)
+    tmp.replace(path)
+
+
+@torch.no_grad()
+def support_report(attention: torch.Tensor, supporting: torch.Tensor, task: torch.Tensor) -> dict[str, list[float]]:
+    """Per task (and 'all'), per hop: the fraction of examples whose most-attended slot is a supporting fact.
+
+    attention (n, hops, m), supporting (n, s) slots with -1 for none, task (n,). Examples with no
+    supporting fact in memory are left out.
+    """
+    top = attention.argmax(-1)  # (n, hops)
+    hit = (top[:, :, None] == supporting[:, None, :]).any(-1)  # (n, hops)
+    has_support = (supporting >= 0).any(-1)  # (n,)
+    report = {}
+    for name, rows in [("all", has_support)] + [(str(t), has_support & (task == t)) for t in sorted(set(task.tolist()))]:
+        if rows.any():
+            report[name] = [round(value, 4) for value in hit[rows].float().mean(0).tolist()]
+    return report
+
+
+def run_report(run: Run, split: str) -> dict[str, list[float]]:
+    tensors = run.data.splits[split]
+    with torch.no_grad():
+        attention = torch.cat([run.model({k: v[i : i + 1000] for k, v in tensors.items()}).attention
+                               for i in range(0, len(tensors["target"]), 1000)])
+    if attention is None:
+        raise ValueError("this model returns no attention over story sentences")
+    report = support_report(attention, tensors["supporting"], tensors["task"])
+    write_json(run.path / f"attention_report_{split}.json", report)
+    lines = [f"Share of {split} questions whose most-attended sentence is a supporting fact, per hop", "",
+             "| task | " + " | ".join(f"hop {h + 1}" for h in range(len(report["all"]))) + " |",
+             "|---" * (len(report["all"]) + 1) + "|"]
+    lines += [f"| {task} | " + " | ".join(f"{100 * v:.1f}%" for v in values) + " |" for task, values in report.items()]
+    write_atomic(run.path / f"attention_report_{split}.md", "\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return report

@@ -1,0 +1,80 @@
+"""The benchmark: tables from records, and resuming after an interruption without redoing or losing runs."""
+
+import json
+
+import pytest
+
+import memnet.bench as bench
+from memnet.records import write_json
+from memnet.report import write_report
+
+
+def fake_run(root, spec, data, label, seed, valid, test, per_task=None):
+    run = root / "runs" / spec / data / label / f"seed-{seed}"
+    summary = {"test_error": {"all": test, **(per_task or {})}, "valid_error": {"all": valid},
+               "train_error": {"all": 0.0}, "seed": seed, "device": "cpu: test", "seconds": 1.0}
+    write_json(run / "summary.json", summary)
+
+
+def test_table_keeps_the_best_by_validation_and_reports_spread(tmp_path):
+    root = tmp_path / "bench"
+    # task 1: seed 1 has the lowest valid error, though seed 2 has the lowest test error
+    for seed, valid, test in [(0, 5.0, 4.0), (1, 1.0, 3.0), (2, 2.0, 0.0)]:
+        fake_run(root, "memn2n-pe-ls-rn", "en-per-task", "task-1", seed, valid, test)
+    for seed, valid, test in [(0, 9.0, 10.0), (1, 8.0, 8.0), (2, 9.5, 12.0)]:
+        fake_run(root, "memn2n-pe-ls-rn", "en-per-task", "task-2", seed, valid, test)
+    markdown = write_report(root)
+    rows = {row["task"]: row for row in json.loads((root / "results.json").read_text())["rows"]}
+    assert rows[1]["best"] == 3.0 and rows[1]["best_run"].endswith("seed-1")
+    assert rows[2]["best"] == 8.0 and rows[2]["mean"] == pytest.approx(10.0) and rows[2]["std"] == pytest.approx(2.0)
+    lines = markdown.splitlines()
+    assert "| 1 | 3.0 | 2.3 ± 2.1 | 0.0 |" in lines  # ours best, ours mean ± std, published PE LS RN
+    assert "| **mean** | 5.5 |  | 13.9 |" in lines and "| **failed (> 5%)** | 1 |  | 11 |" in lines
+    assert "published: 1k/pe-ls-rn" in markdown
+    assert (root / "results.csv").read_text().splitlines()[0].startswith("group,task,best")
+
+
+def test_joint_runs_are_chosen_as_one_model(tmp_path):
+    root = tmp_path / "bench"
+    fake_run(root, "memn2n-pe-ls-rn-joint", "en-joint", "joint", 0, 4.0, 5.0, {"1": 0.0, "2": 10.0})
+    fake_run(root, "memn2n-pe-ls-rn-joint", "en-joint", "joint", 1, 3.0, 6.0, {"1": 2.0, "2": 10.0})
+    write_report(root)
+    rows = {row["task"]: row for row in json.loads((root / "results.json").read_text())["rows"]}
+    assert rows[1]["best"] == 2.0 and rows[2]["best"] == 10.0  # both from seed 1, the best on all of valid
+
+
+def test_an_interrupted_benchmark_resumes_without_redoing_runs(babi_dir, tmp_path, monkeypatch):
+    args = dict(name="b", models=["memn2n"], tasks="1", repeats=3, data_dir=babi_dir, results=tmp_path,
+                workers=1, overrides={"epochs": 2})
+    real, calls = bench.run_job, {"n": 0}
+
+    def interrupted(job, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(job, **kwargs)
+
+    monkeypatch.setattr(bench, "run_job", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        bench.run_bench(**args)
+    runs = tmp_path / "b" / "runs" / "memn2n" / "en-per-task" / "task-1"
+    first = (runs / "seed-0" / "summary.json").stat().st_mtime_ns
+    assert not (runs / "seed-1" / "summary.json").exists()
+    assert not list(tmp_path.rglob("*.tmp"))  # no half-written record
+
+    monkeypatch.setattr(bench, "run_job", real)
+    bench.run_bench(**args)
+    assert all((runs / f"seed-{seed}" / "summary.json").exists() for seed in range(3))
+    assert (runs / "seed-0" / "summary.json").stat().st_mtime_ns == first  # finished run not redone
+    table = (tmp_path / "b" / "summary.md").read_text()
+    assert "best of 3" in table
+
+    calls["n"] = 0
+    monkeypatch.setattr(bench, "run_job", interrupted)  # a finished benchmark runs nothing again
+    bench.run_bench(**args)
+    assert calls["n"] == 0
+
+
+def test_bad_model_spec_lists_the_valid_ones():
+    with pytest.raises(ValueError, match="choose one of"):
+        bench.parse_model_spec("memn2n:pe-ls-xx")

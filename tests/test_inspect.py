@@ -1,0 +1,65 @@
+"""Inspection of a tiny trained run: terminal, HTML, PNG, the supporting-fact report, and errors."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from memnet.inspection import RunNotFound, load_run, support_report
+from memnet.train import TrainConfig, train_run
+from tasks.registry import load
+
+
+@pytest.fixture
+def trained(babi_dir, tmp_path):
+    data = load("babi:1", data_dir=babi_dir, variant="en")
+    out = tmp_path / "run"
+    train_run("memn2n", {"dim": 8, "hops": 2}, TrainConfig(epochs=2), data, {"data_dir": str(babi_dir), "variant": "en"}, out, progress=False)
+    return out
+
+
+def memnet(*args):
+    return subprocess.run([sys.executable, "-m", "memnet.cli", *map(str, args)], capture_output=True, text=True)
+
+
+def test_terminal_html_and_png(trained, tmp_path):
+    result = memnet("inspect", trained, "--index", 3, "--html", tmp_path / "a.html", "--png", tmp_path / "a.png")
+    assert result.returncode == 0, result.stderr
+    assert "hop 1" in result.stdout and "hop 2" in result.stdout and "question: where is" in result.stdout
+    assert "predicted:" in result.stdout and "*" in result.stdout  # the supporting fact is marked
+    page = (tmp_path / "a.html").read_text()
+    assert page.count("<table>") == 2 and "★" in page and "rgba(220,50,30," in page
+    assert (tmp_path / "a.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_report_command(trained):
+    result = memnet("inspect", trained, "--report")
+    assert result.returncode == 0, result.stderr
+    assert "| all |" in result.stdout and (trained / "attention_report_test.json").exists()
+
+
+def test_support_report_on_a_hand_made_case():
+    attention = torch.tensor([
+        [[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]],  # hop 1 -> slot 0 (a fact), hop 2 -> slot 2 (a fact)
+        [[0.1, 0.8, 0.1], [0.6, 0.3, 0.1]],  # hop 1 -> slot 1 (not), hop 2 -> slot 0 (the fact)
+        [[0.2, 0.2, 0.6], [0.2, 0.6, 0.2]],  # no supporting fact in memory: left out
+    ])
+    supporting = torch.tensor([[0, 2], [0, -1], [-1, -1]])
+    report = support_report(attention, supporting, torch.tensor([1, 2, 2]))
+    assert report == {"all": [0.5, 1.0], "1": [1.0, 1.0], "2": [0.0, 1.0]}
+
+
+def test_missing_or_incomplete_run_is_a_clear_error(tmp_path):
+    with pytest.raises(RunNotFound, match="no run directory"):
+        load_run(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RunNotFound, match="has no checkpoint.pt"):
+        load_run(tmp_path / "empty")
+    result = memnet("inspect", tmp_path / "nope")
+    assert result.returncode == 2 and "no run directory" in result.stderr
+
+
+def test_bad_index_says_the_range(trained):
+    result = memnet("inspect", trained, "--index", 999)
+    assert result.returncode == 2 and "out of range" in result.stderr
