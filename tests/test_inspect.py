@@ -63,3 +63,18 @@ def test_missing_or_incomplete_run_is_a_clear_error(tmp_path):
 def test_bad_index_says_the_range(trained):
     result = memnet("inspect", trained, "--index", 999)
     assert result.returncode == 2 and "out of range" in result.stderr
+
+
+def test_html_page_renders_in_a_real_browser(trained, tmp_path):
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1] / "scripts"))
+    from screenshot_html import find_chromium, screenshot
+
+    if find_chromium() is None:
+        pytest.skip("Chromium not installed (apt-get install chromium) — the browser check needs it")
+    assert memnet("inspect", trained, "--html", tmp_path / "page.html").returncode == 0
+    png = screenshot(tmp_path / "page.html", tmp_path / "page.png", size="800,600")
+    from PIL import Image
+
+    image = Image.open(png).convert("L")
+    assert image.size == (800, 600)
+    assert image.getextrema()[0] < 100  # dark pixels: text and tables were drawn, not a blank page
