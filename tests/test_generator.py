@@ -125,7 +125,7 @@ class Reader:
             who, thing = m["who"], m["thing"]
             self.holder[thing], self.last_touch[thing] = who, fact
             self.deal(who, thing, fact)
-            self.ever_held.setdefault(who, []).append(thing) if thing not in self.ever_held.get(who, []) else None
+            self.first_time(who, thing)
             if self.place(who):
                 self.object_at[thing] = (self.place(who), {fact} | self.knows[who][2])
                 trail = self.trail.setdefault(thing, [])
@@ -144,8 +144,7 @@ class Reader:
             self.holder[m["thing"]] = m["taker"]
             self.deal(m["who"], m["thing"], fact)
             self.deal(m["taker"], m["thing"], fact)
-            if m["thing"] not in self.ever_held.setdefault(m["taker"], []):
-                self.ever_held[m["taker"]].append(m["thing"])
+            self.first_time(m["taker"], m["thing"])
             self.gives.append((fact, m["who"], m["thing"], m["taker"]))
         else:
             raise AssertionError(f"the reader cannot parse {text!r}")
@@ -163,6 +162,10 @@ class Reader:
 
     def deal(self, who, thing, fact):
         self.dealings.setdefault(who, []).append((fact, thing))
+
+    def first_time(self, who, thing):
+        if thing not in self.ever_held.setdefault(who, []):
+            self.ever_held[who].append(thing)
 
     def answer(self, question):
         """(answer, support set) for a question about the story read so far."""
@@ -255,6 +258,96 @@ def test_path_finding(generated):
                         queue.append(there)
             assert ",".join(d for d, _ in routes[goal]) == answer
             assert support == [f for _, f in routes[goal]]
+
+
+TIMES = {"yesterday": 0, "this morning": 1, "this afternoon": 2, "this evening": 3}
+AFRAID = {"mice": "mouse", "cats": "cat", "sheep": "sheep", "wolves": "wolf"}
+STEP = {"above": (0, 1), "below": (0, -1), "to the left of": (-1, 0), "to the right of": (1, 0)}
+SHAPE = r"the ((?:\w+ )?(?:square|rectangle|sphere|triangle))"
+RELATION = SHAPE + r" (above|below|to the left of|to the right of) " + SHAPE
+
+
+def read_scene(task, statements):
+    """What tasks 14-18 and 20 state, as plain data: {key: (value, fact)}."""
+    scene = {}
+    for fact, text in statements.items():
+        if task == 14:
+            when = next(t for t in TIMES if text.lower().startswith(t) or text.endswith(t + "."))
+            who = re.search(r"\b(Fred|Julie|Mary|Bill)\b", text)[1]
+            scene[who, TIMES[when]] = (re.search(r" to the (\w+)", text)[1], fact)
+        elif task == 15 and (m := re.match(r"(\w+) are afraid of (\w+)\.$", text)):
+            scene[AFRAID[m[1].lower()]] = (AFRAID[m[2]], fact)
+        elif task in (15, 16) and (m := re.match(r"(\w+) is an? (\w+)\.$", text)):
+            scene[m[1], "kind"] = (m[2], fact)
+        elif task == 16:
+            who, color = re.match(r"(\w+) is (\w+)\.$", text).groups()
+            scene[who, "color"] = (color, fact)
+        elif task == 17:
+            a, rel, b = re.match(RELATION.replace(" (above", " is (above") + r"\.$", text.replace("The", "the", 1)).groups()
+            scene.setdefault("edges", []).append((a, STEP[rel], b, fact))
+        elif task == 18:
+            m = re.match(r"The (.+) (fits inside|is bigger than) the (.+)\.$", text)
+            big, small = (m[3], m[1]) if m[2] == "fits inside" else (m[1], m[3])
+            scene.setdefault("bigger", []).append((big, small, fact))
+        elif task == 20 and (m := re.match(r"(\w+) is (\w+)\.$", text)):
+            scene[m[1].lower()] = (m[2], fact)
+    return scene
+
+
+def answer_scene(task, scene, question):
+    if task == 14:
+        who, place = re.match(r"Where was (\w+) before the (\w+)\?$", question).groups()
+        (time,) = [t for (w, t), (p, _) in scene.items() if w == who and p == place]
+        return scene[who, time - 1][0], {scene[who, time][1], scene[who, time - 1][1]}
+    if task == 15:
+        kind, why = scene[re.match(r"What is (\w+) afraid of\?$", question)[1].capitalize(), "kind"]
+        return scene[kind][0], {why, scene[kind][1]}
+    if task == 16:
+        who = re.match(r"What color is (\w+)\?$", question)[1]
+        kind, why = scene[who, "kind"]
+        twin = max((w for (w, k), (v, _) in scene.items() if k == "kind" and v == kind and (w, "color") in scene),
+                   key=lambda w: scene[w, "kind"][1])
+        return scene[twin, "color"][0], {why, scene[twin, "kind"][1], scene[twin, "color"][1]}
+    if task == 17:
+        x, rel, y = re.match("Is " + RELATION + r"\?$", question).groups()
+        where = {scene["edges"][0][2]: (0, 0)}
+        while len(where) < len({s for e in scene["edges"] for s in (e[0], e[2])}):
+            for a, (dx, dy), b, _ in scene["edges"]:
+                if b in where and a not in where:
+                    where[a] = (where[b][0] + dx, where[b][1] + dy)
+                elif a in where and b not in where:
+                    where[b] = (where[a][0] - dx, where[a][1] - dy)
+        along = (where[x][0] - where[y][0]) * STEP[rel][0] + (where[x][1] - where[y][1]) * STEP[rel][1]
+        cites = [next(e[3] for e in scene["edges"] if z in (e[0], e[2])) for z in (x, y)]  # in the question's order
+        return ("yes" if along > 0 else "no"), lambda support: support == cites
+    if task == 18:
+        m = re.match(r"Is the (.+) bigger than the (.+)\?$", question) or re.match(r"Does the (.+) fit in the (.+)\?$", question)
+        x, y = m.groups() if "bigger" in question else m.groups()[::-1]  # is x bigger than y?
+        bigger = {(b, s) for b, s, _ in scene["bigger"]}
+        for _ in range(len(scene["bigger"])):  # transitive closure
+            bigger |= {(a, d) for a, b in bigger for c, d in bigger if b == c}
+        assert ((x, y) in bigger) != ((y, x) in bigger)
+        fact = {f: (b, s) for b, s, f in scene["bigger"]}
+
+        def chain(support):  # the two cited comparisons compose to the asked one
+            (b1, s1), (b2, s2) = (fact[f] for f in support)
+            return (s1 == b2 and {b1, s2} == {x, y}) or (s2 == b1 and {b2, s1} == {x, y})
+
+        return ("yes" if (x, y) in bigger else "no"), chain
+    who = re.match(r"(?:Where will|Why did) (\w+)", question)[1]
+    motive, why = scene[who]
+    places = {"hungry": "kitchen", "thirsty": "kitchen", "tired": "bedroom", "bored": "garden"}
+    return (places[motive] if question.startswith("Where") else motive), {why}
+
+
+@pytest.mark.parametrize("task", [14, 15, 16, 17, 18, 20])
+def test_scene_answers(generated, task):
+    for statements, questions in stories(generated / "en" / f"qa{task}_{OFFICIAL[task]}_train.txt"):
+        for line_id, question, answer, support in questions:
+            scene = read_scene(task, {f: t for f, t in statements.items() if f < line_id})
+            expected, cites = answer_scene(task, scene, question)
+            assert expected == answer, (statements, question)
+            assert cites(support) if callable(cites) else cites == set(support), (statements, question)
 
 
 def test_config_fails_loudly():

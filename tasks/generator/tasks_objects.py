@@ -86,7 +86,7 @@ def three_supporting_facts(rng: random.Random, setting: Setting) -> Story:
         trail = world.track[thing]
         latest = {place: i for i, (place, _) in enumerate(trail) if i > 0}  # latest arrival in each place
         steps = sorted(latest.values(), reverse=True)
-        i = rng.choices(steps, [0.5**n for n in range(len(steps))])[0]
+        i = rng.choices(steps, [0.8**n for n in range(len(steps))])[0]
         support = [world.handled[thing], trail[i][1], trail[i - 1][1]]
         return f"Where was the {thing} before the {trail[i][0]}?", trail[i - 1][0], support
 

@@ -16,12 +16,19 @@ SPLITS = ("train", "valid", "test")
 
 @dataclass(frozen=True)
 class GeneratorConfig:
-    """What to generate. `None` means "as in the real bAbI v1.2 files" for that task."""
+    """What to generate. `None` means "as in the real bAbI v1.2 files" for that task.
+
+    Story length: `gap` (and `questions_per_story`) lengthen the narrated tasks 1-3, 5-14 (task 14
+    runs out of new facts after 4 per person; the questions go on); `distractors` lengthens 4, 17,
+    18, 19. Task 20's length follows from `actors`; 15 and 16 have fixed scenes (raise `actors`).
+    To train on short stories and test on long ones, generate twice, e.g. `gap=2` and `gap=6`.
+    A knob a task has no use for is ignored; a count a task cannot use raises ValueError.
+    """
 
     questions: int = 1000  # questions in train and in test (bAbI: 1000); valid gets max(1, questions // 10)
     seed: int = 0  # master seed; every (task, split) draws its own stream from it, so splits never share stories
     questions_per_story: int | None = None  # None: bAbI's count (5 for most tasks, 1 for 4, 16, 19, 4 for 15, 8 for 17)
-    gap: int | None = None  # statements between two questions (None: 2, as in bAbI); raise it for longer stories
+    gap: int | None = None  # statements between two chances to ask (None: 2, as in bAbI); raise it for longer stories
     actors: int | None = None  # how many people a story draws from (None: 4, 5 in task 16; at most 8)
     locations: int | None = None  # how many places (None: 6, or what distractors need; at most 9; fixed in task 20)
     objects: int | None = None  # how many portable objects (None: 3, football/apple/milk; at most 4)
@@ -38,6 +45,7 @@ class GeneratorConfig:
             raise ValueError(f"distractors must be at least 0, got {self.distractors}")
 
     def split_questions(self, split: str) -> int:
+        """How many questions a split holds (the real en-valid folder holds out 10% of train)."""
         return max(1, self.questions // 10) if split == "valid" else self.questions
 
 
