@@ -12,6 +12,8 @@ import torch
 
 from tasks.babi import BabiDataMissing, load_task, parse_task_list
 from tasks.babi_tensors import DEFAULT_MEMORY_SIZE, encode
+from tasks.seq2seq_tasks import load_copy, load_reverse, load_sort
+from tasks.temporal_order import load_temporal
 from tasks.vocab import Vocab
 
 
@@ -57,7 +59,7 @@ def load_babi(arg: str, *, data_dir=None, variant: str = "en", memory_size: int 
     return TaskData(f"babi:{arg}", tensors, vocab, sizes, examples, skipped)
 
 
-TASKS = {"babi": load_babi}
+TASKS = {"babi": load_babi, "temporal": load_temporal, "copy": load_copy, "reverse": load_reverse, "sort": load_sort}
 
 
 def load(spec: str, **options) -> TaskData:

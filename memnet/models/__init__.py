@@ -4,10 +4,18 @@ import dataclasses
 
 from torch import nn
 
+from memnet.models.attentive import Attentive, AttentiveConfig
 from memnet.models.memn2n import MemN2N, MemN2NConfig
+from memnet.models.recurrent import GRUConfig, LSTMConfig, Recurrent, RNNConfig
+from memnet.models.seq2seq import Seq2Seq, Seq2SeqConfig
 
 MODELS = {
     "memn2n": (MemN2NConfig, MemN2N),
+    "lstm": (LSTMConfig, Recurrent),
+    "gru": (GRUConfig, Recurrent),
+    "rnn": (RNNConfig, Recurrent),
+    "attentive": (AttentiveConfig, Attentive),
+    "seq2seq": (Seq2SeqConfig, Seq2Seq),
 }
 
 

@@ -1,0 +1,122 @@
+"""An encoder-decoder with attention: Bahdanau, Cho & Bengio 2015 ("Neural Machine Translation by
+Jointly Learning to Align and Translate") and Luong, Pham & Manning 2015 ("Effective Approaches to
+Attention-based Neural Machine Translation").
+
+Shape legend: b batch, s source positions, t decoder steps, d embedding size, h hidden size,
+V vocabulary (source and target share one).
+
+    encoder   source (b, s) -> GRU/LSTM (optionally bidirectional, h/2 each way) -> memory (b, s, h)
+              its final state (both directions concatenated) starts the decoder
+    step i    x_i = [embed(y_{i-1}); h~_{i-1}]                     input feeding (Luong sec. 3.3)
+              h_i = cell(x_i, state)
+              c_i, a_i = address(h_i, memory, source_mask)         a_i (b, s), c_i (b, h)
+              h~_i = tanh(W_c [c_i; h_i]),  logits_i = W_o h~_i    (Luong eq. 5-6)
+    attention "additive": score = v^T tanh(W h_i + U m_j)  (Bahdanau eq. (6), the "concat" score of Luong)
+              "dot":      score = h_i . m_j                (Luong eq. 8)
+              "none":     no read, h~_i = tanh(W_c h_i): the whole source passes through the
+                          encoder's final state (Sutskever et al. 2014; Cho et al. 2014)
+
+The step order (state, then attention, then output) is Luong's for every score; only the score
+function is Bahdanau's. In training (model.training) the decoder reads the true previous symbol
+(teacher forcing); in eval mode it reads its own greedy prediction, for as many steps as
+`decoder_input` has, so `memnet.train.evaluate` measures exact match under greedy decoding.
+Batch keys: source, source_mask, decoder_input (BOS first), target (see tasks.seq2seq_tasks).
+
+    memnet train --model seq2seq --task reverse --optimizer adam --lr 0.003 --epochs 15 --batch-size 64
+"""
+
+from dataclasses import dataclass
+
+import torch
+from einops import rearrange
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from memnet.addressing import address, dot_score
+from memnet.models.output import Output
+
+CELLS = ("GRU", "LSTM")
+ATTENTIONS = ("additive", "dot", "none")
+
+
+@dataclass(frozen=True)
+class Seq2SeqConfig:
+    vocab_size: int  # source and target symbols, PAD = 0, BOS and EOS included
+    cell: str = "GRU"  # "GRU" or "LSTM", for encoder and decoder alike
+    embed_dim: int = 32  # symbol embedding size d, shared by encoder and decoder
+    hidden: int = 128  # decoder state size h; the encoder's outputs have this size too
+    bidirectional: bool = False  # encoder reads both ways with h/2 units each (OpenNMT's "brnn")
+    attention: str = "additive"  # "additive" (Bahdanau), "dot" (Luong) or "none"
+
+    def __post_init__(self):
+        if self.cell not in CELLS:
+            raise ValueError(f"unknown cell {self.cell!r}; choose one of {', '.join(CELLS)}")
+        if self.attention not in ATTENTIONS:
+            raise ValueError(f"unknown attention {self.attention!r}; choose one of {', '.join(ATTENTIONS)}")
+        if self.bidirectional and self.hidden % 2:
+            raise ValueError(f"a bidirectional encoder splits hidden in two; hidden={self.hidden} is odd")
+
+
+class Additive(nn.Module):
+    """Bahdanau's score v^T tanh(W q + U k). `keys` computes U k once per source, not once per step."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.W = nn.Linear(dim, dim, bias=False)
+        self.U = nn.Linear(dim, dim)
+        self.v = nn.Linear(dim, 1, bias=False)
+
+    def keys(self, memory: torch.Tensor) -> torch.Tensor:
+        return self.U(memory)  # (b, s, h)
+
+    def forward(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """A `Score`: query (b, q, h), projected keys (b, s, h) -> (b, q, s)."""
+        return self.v(torch.tanh(self.W(query)[:, :, None] + keys[:, None])).squeeze(-1)
+
+
+class Seq2Seq(nn.Module):
+    def __init__(self, config: Seq2SeqConfig):
+        super().__init__()
+        self.config = config
+        V, d, h = config.vocab_size, config.embed_dim, config.hidden
+        self.embed = nn.Embedding(V, d, padding_idx=0)
+        self.encoder = getattr(nn, config.cell)(d, h // 2 if config.bidirectional else h, batch_first=True,
+                                                bidirectional=config.bidirectional)
+        self.decoder = getattr(nn, config.cell + "Cell")(d + h, h)  # reads [y_{i-1}; h~_{i-1}]
+        self.additive = Additive(h) if config.attention == "additive" else None
+        self.combine = nn.Linear(h if config.attention == "none" else 2 * h, h)  # W_c
+        self.out = nn.Linear(h, V)  # W_o
+
+    def encode(self, source: torch.Tensor, mask: torch.Tensor):
+        """memory (b, s, h), zero on padding, and the decoder's first state."""
+        packed = pack_padded_sequence(self.embed(source), mask.sum(1).clamp(min=1).cpu(), batch_first=True,
+                                      enforce_sorted=False)
+        memory, final = self.encoder(packed)
+        memory, _ = pad_packed_sequence(memory, batch_first=True, total_length=source.shape[1])  # (b, s, h)
+
+        def join(state):  # (directions, b, h/dir) -> (b, h): forward and backward final states side by side
+            return rearrange(state, "dir b h -> b (dir h)")
+
+        state = tuple(join(part) for part in final) if self.config.cell == "LSTM" else join(final)
+        return memory, state
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> Output:
+        source, mask, inputs = batch["source"], batch["source_mask"], batch["decoder_input"]  # (b, s), (b, s), (b, t)
+        memory, state = self.encode(source, mask)
+        keys = self.additive.keys(memory) if self.additive is not None else memory  # (b, s, h)
+        score = self.additive if self.additive is not None else dot_score
+        feed = memory.new_zeros(len(source), self.config.hidden)  # h~ of the step before the first
+        logits, attention = [], []
+        for i in range(inputs.shape[1]):
+            # teacher forcing in training; greedy decoding in eval (the first input is always BOS)
+            token = inputs[:, i] if self.training or i == 0 else logits[-1].argmax(-1)  # (b,)
+            state = self.decoder(torch.cat([self.embed(token), feed], -1), state)
+            h = state[0] if self.config.cell == "LSTM" else state  # (b, h)
+            if self.config.attention == "none":
+                feed = torch.tanh(self.combine(h))  # (b, h)
+            else:
+                read = address(h[:, None], keys, memory, mask, score=score)  # value (b, 1, h), weights (b, 1, s)
+                feed = torch.tanh(self.combine(torch.cat([read.value[:, 0], h], -1)))  # (b, h)
+                attention.append(read.weights[:, 0])  # (b, s)
+            logits.append(self.out(feed))  # (b, V)
+        return Output(torch.stack(logits, 1), torch.stack(attention, 1) if attention else None)  # (b, t, V), (b, t, s)
