@@ -92,6 +92,19 @@ def add_data_parser(commands) -> None:
     babi.add_argument("--json", action="store_true", help="print the statistics as JSON")
     babi.add_argument("--tasks", default="all", help="which tasks: all, 2, 1-3,6 (default all)")
     babi.set_defaults(run=run_data_babi)
+    generate = sources.add_parser("generate", help="write bAbI-style tasks from our own world simulator (no download)",
+                                  description="Writes OUT/en/qaN_<name>_{train,valid,test}.txt in the official format.")
+    generate.add_argument("--out", required=True, help="data dir to write (then use it as --data-dir)")
+    generate.add_argument("--tasks", default="all", help="all, 2, 1-3,6 (default all)")
+    generate.add_argument("--questions", type=int, default=1000, help="questions in train and in test; valid gets a tenth")
+    generate.add_argument("--seed", type=int, default=0, help="same seed, same bytes")
+    generate.add_argument("--variant", default="en", help="folder name under --out (default en)")
+    for knob, text in [("questions-per-story", "questions asked per story (default: as in bAbI)"),
+                       ("gap", "statements between questions; raise it for longer stories (default 2)"),
+                       ("actors", "people a story draws from"), ("locations", "places"), ("objects", "portable objects"),
+                       ("distractors", "extra facts no question needs, per story (tasks 4, 15-19)")]:
+        generate.add_argument("--" + knob, type=int, help=text)
+    generate.set_defaults(run=run_data_generate)
 
 
 def run_data_babi(args) -> None:
@@ -175,9 +188,38 @@ def run_inspect(args) -> None:
         print(f"wrote {args.png}")
 
 
+def add_demo_parser(commands) -> None:
+    parser = commands.add_parser("demo", help="generate tasks, train a memory network and an LSTM, show attention (~2 min, CPU)",
+                                 description="Runs offline: generates bAbI-style tasks 1, 2 and 6, trains MemN2N and the LSTM "
+                                             "baseline on each, prints their test errors and one story's per-hop attention.")
+    parser.add_argument("--out", help="where records go (default runs/demo-DATE-TIME)")
+    parser.add_argument("--questions", type=int, default=1000, help="questions per split and task (default 1000)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(run=run_demo)
+
+
+def run_demo(args) -> None:
+    from memnet.demo import run_demo as demo
+
+    demo(args.out, args.questions, args.seed, not args.quiet)
+
+
+def run_data_generate(args) -> None:
+    from tasks.babi import parse_task_list
+    from tasks.generator import GeneratorConfig, generate_babi
+
+    knobs = {name: getattr(args, name) for name in ("questions_per_story", "gap", "actors", "locations", "objects", "distractors")
+             if getattr(args, name) is not None}
+    paths = generate_babi(args.out, parse_task_list(args.tasks), GeneratorConfig(questions=args.questions, seed=args.seed, **knobs),
+                          variant=args.variant)
+    print(f"wrote {len(paths)} files to {Path(args.out) / args.variant}; train with --data-dir {args.out}")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="memnet", description="Memory networks and attention for question answering.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_demo_parser(commands)
     add_train_parser(commands)
     add_data_parser(commands)
     add_bench_parser(commands)
