@@ -22,7 +22,7 @@ function is Bahdanau's. In training (model.training) the decoder reads the true 
 `decoder_input` has, so `memnet.train.evaluate` measures exact match under greedy decoding.
 Batch keys: source, source_mask, decoder_input (BOS first), target (see tasks.seq2seq_tasks).
 
-    memnet train --model seq2seq --task reverse --optimizer adam --lr 0.003 --epochs 15 --batch-size 64
+    memnet train --model seq2seq --task reverse --optimizer adam --lr 0.003 --lr-halve-every 3 --epochs 8 --batch-size 64
 """
 
 from dataclasses import dataclass
