@@ -273,7 +273,7 @@ def read_scene(task, statements):
     for fact, text in statements.items():
         if task == 14:
             when = next(t for t in TIMES if text.lower().startswith(t) or text.endswith(t + "."))
-            who = re.search(r"\b(Fred|Julie|Mary|Bill)\b", text)[1]
+            who = next(w for w in text.split() if w[0].isupper() and w not in ("Yesterday", "This"))
             scene[who, TIMES[when]] = (re.search(r" to the (\w+)", text)[1], fact)
         elif task == 15 and (m := re.match(r"(\w+) are afraid of (\w+)\.$", text)):
             scene[AFRAID[m[1].lower()]] = (AFRAID[m[2]], fact)

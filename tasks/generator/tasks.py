@@ -39,7 +39,7 @@ TASKS = {
     7: TaskSpec("counting", objects.counting),
     8: TaskSpec("lists-sets", objects.lists_sets),
     9: TaskSpec("simple-negation", people.simple_negation),
-    10: TaskSpec("indefinite-knowledge", people.indefinite_knowledge, places_pool=TOWN,
+    10: TaskSpec("indefinite-knowledge", people.indefinite_knowledge, places_pool=TOWN, least_places=3,
                  people_pool=("Fred", "Julie", "Mary", "Bill", "John", "Sandra", "Daniel", "Jeff")),
     11: TaskSpec("basic-coreference", people.basic_coreference),
     12: TaskSpec("conjunction", people.conjunction, least_people=2, least_places=3),
