@@ -176,40 +176,44 @@ class World:
         """What `who` holds, in the order they first got it (task 8 lists answers this way)."""
         return [t for t in self.first_held[who] if self.holder[t] == who]
 
-    def can_get(self) -> list[tuple[str, str]]:
-        return [(p, t) for t in self.things if self.holder[t] is None for p in self.people if self.where[p] == self.lies_at[t]]
+    def step(self, story: Story, weights: dict[str, float], get_there: float = 1.0, carry: float = 0.0,
+             person_first: bool = False) -> tuple:
+        """Tell one random event of a kind drawn by `weights` ('move', 'get', 'drop', 'give') among those
+        possible now, and return (kind, who, place_or_thing, taker, fact).
 
-    def can_drop(self) -> list[tuple[str, str]]:
-        return [(p, t) for t, p in self.holder.items() if p is not None]
-
-    def can_give(self) -> list[tuple[str, str, str]]:
-        return [(p, t, q) for t, p in self.holder.items() if p is not None
-                for q in self.people if q != p and self.where[q] == self.where[p]]
-
-    def step(self, story: Story, weights: dict[str, float], get_there: float = 1.0, carry: float = 0.0) -> tuple:
-        """Tell one random event of a kind drawn by `weights` ('move', 'get', 'drop', 'give') among
-        those possible now; a person carrying n things moves with weight 1 + carry * n.
-        Returns (kind, who, place_or_thing, taker, fact)."""
+        A person is drawn with weight 1 + carry * (things they hold). `person_first`: that person acts,
+        the kind drawn among what they can do (drops then come the more often the more is held, and
+        things stay in hand longer); else the kind is drawn first (any get/drop/give that is possible).
+        """
         rng = self.rng
-        options = {"get": self.can_get(), "drop": self.can_drop(), "give": self.can_give()}
-        kinds = [k for k in weights if weights[k] > 0 and (k == "move" or options[k])]
+        options = [("move", p, place, None) for p in self.people for place in self.places if place != self.where[p]]
+        options += [("get", p, t, None) for t in self.things if self.holder[t] is None
+                    for p in self.people if self.where[p] == self.lies_at[t]]
+        options += [("drop", p, t, None) for t, p in self.holder.items() if p is not None]
+        options += [("give", p, t, q) for t, p in self.holder.items() if p is not None
+                    for q in self.people if q != p and self.where[q] == self.where[p]]
+        options = [o for o in options if weights.get(o[0], 0) > 0]
+        person_weights = [1 + carry * len(self.carried(p)) for p in self.people]
+        if person_first:
+            who = rng.choices(self.people, person_weights)[0]
+            options = [o for o in options if o[1] == who]
+        kinds = [k for k in weights if any(o[0] == k for o in options)]
         kind = rng.choices(kinds, [weights[k] for k in kinds])[0]
+        options = [o for o in options if o[0] == kind]
+        if kind == "move" and not person_first:  # anyone may move: pick the person, then the place
+            who = rng.choices(self.people, person_weights)[0]
+            options = [o for o in options if o[1] == who]
+        _, who, what, taker = rng.choice(options)
         if kind == "move":
-            who = rng.choices(self.people, [1 + carry * len(self.carried(p)) for p in self.people])[0]
-            place = rng.choice([p for p in self.places if p != self.where[who]])
-            fact = story.tell(say_move(rng, who, place))
-            self.move(who, place, fact)
-            return kind, who, place, None, fact
-        if kind == "give":
-            giver, thing, taker = rng.choice(options["give"])
-            fact = story.tell(say_give(rng, giver, thing, taker))
-            self.give(giver, thing, taker, fact)
-            return kind, giver, thing, taker, fact
-        who, thing = rng.choice(options[kind])
-        if kind == "get":
-            fact = story.tell(say_get(rng, who, thing, get_there))
-            self.get(who, thing, fact)
+            fact = story.tell(say_move(rng, who, what))
+            self.move(who, what, fact)
+        elif kind == "give":
+            fact = story.tell(say_give(rng, who, what, taker))
+            self.give(who, what, taker, fact)
+        elif kind == "get":
+            fact = story.tell(say_get(rng, who, what, get_there))
+            self.get(who, what, fact)
         else:
-            fact = story.tell(say_drop(rng, who, thing))
-            self.drop(who, thing, fact)
-        return kind, who, thing, None, fact
+            fact = story.tell(say_drop(rng, who, what))
+            self.drop(who, what, fact)
+        return kind, who, what, taker, fact
