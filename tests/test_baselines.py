@@ -135,5 +135,7 @@ def test_lstm_learns_easy_temporal_order(tmp_path):
 
 
 def test_echo_trains_with_truncated_bptt():
-    result = train_echo(EchoConfig(cell="LSTM", hidden=8, echo_step=2, chunk=10, streams=4, steps=400, epochs=2, test_steps=200))
-    assert len(result["test_accuracy"]) == 2 and all(0 <= a <= 1 for a in result["test_accuracy"])
+    result = train_echo(EchoConfig(cell="LSTM", hidden=8, echo_step=2, chunk=10, streams=4, steps=400, epochs=6, test_steps=200))
+    assert len(result["test_accuracy"]) == 6
+    assert result["test_accuracy"][0] < 0.9  # it starts near chance (0.5) ...
+    assert result["test_accuracy"][-1] > 0.95  # ... and recalls the delayed bits only if state carries across chunks
