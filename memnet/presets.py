@@ -18,4 +18,8 @@ PRESETS = {
         "model": {"encoding": "position", "dim": 50, "tying": "layerwise"},
         "train": {"linear_start": 30, "epochs": 60, "lr_halve_every": 15},
     },
+    # recurrent baselines (lstm, gru, rnn): Adam, as SGD at the paper's lr barely moves them
+    "baseline": {"model": {}, "train": {"optimizer": "adam", "lr": 0.001, "epochs": 20, "lr_halve_every": 0}},
+    # the attentive reader (GRU sentence encoder + one attention read)
+    "attentive": {"model": {}, "train": {"optimizer": "adam", "lr": 0.003, "epochs": 20, "lr_halve_every": 0}},
 }

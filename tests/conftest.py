@@ -4,6 +4,9 @@ import random
 from pathlib import Path
 
 import pytest
+import torch
+
+torch.set_num_threads(1)  # the test models are tiny: one thread is faster than two fighting over a 2-core CI box
 
 REAL_BABI = Path(__file__).resolve().parents[2] / "shared" / "data" / "babi" / "tasks_1-20_v1-2"
 
