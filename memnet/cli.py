@@ -173,6 +173,15 @@ def run_inspect(args) -> None:
     from memnet.records import write_atomic
 
     run = load_run(args.run_dir, args.data_dir)
+    if "source" in run.data.splits[args.split]:  # a seq2seq run: alignments instead of attention over sentences
+        from memnet.inspection import align, render_alignment, render_alignment_png
+
+        example = align(run, args.split, args.index or 0)
+        print(render_alignment(example))
+        if args.png:
+            render_alignment_png(example, args.png)
+            print(f"wrote {args.png}")
+        return
     if args.report:
         run_report(run, args.split)
         return

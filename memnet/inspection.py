@@ -174,6 +174,56 @@ def render_png(example: dict, path: str | Path) -> None:
 
 
 @torch.no_grad()
+def align(run: Run, split: str, index: int) -> dict:
+    """A seq2seq example under greedy decoding: source, output and target symbols, and the alignment (t, s)."""
+    tensors = run.data.splits[split]
+    batch = {key: value[index : index + 1] for key, value in tensors.items()}
+    out = run.model(batch)
+    if out.attention is None:
+        raise ValueError("this seq2seq model has no attention (attention='none'): nothing to align")
+    words = run.data.vocab.words
+    source = [words[i] for i in batch["source"][0][batch["source_mask"][0]].tolist()]
+    steps = int((batch["target"][0] != -100).sum())  # the target and its end symbol
+    return {"index": index, "source": source, "target": [words[i] for i in batch["target"][0, :steps].tolist()],
+            "output": [words[i] for i in out.logits[0, :steps].argmax(-1).tolist()],
+            "attention": out.attention[0, :steps, : len(source)].tolist()}  # (t, s)
+
+
+def render_alignment(example: dict) -> str:
+    """Decoder steps down, source positions across, weight as shade."""
+    shades = " ░▒▓█"
+    lines = [f"example {example['index']}: source {' '.join(example['source'])}",
+             "        " + "".join(f"{symbol:>4}" for symbol in example["source"])]
+    for step, (symbol, weights) in enumerate(zip(example["output"], example["attention"])):
+        cells = "".join(f"{shades[min(4, int(weight * 5))] * 3:>4}" for weight in weights)
+        lines.append(f"{step + 1:>3} {symbol:>4}{cells}")
+    verdict = "right" if example["output"] == example["target"] else "WRONG"
+    lines.append(f"output: {' '.join(example['output'])}   target: {' '.join(example['target'])}   ({verdict})")
+    return "\n".join(lines)
+
+
+def render_alignment_png(example: dict, path: str | Path) -> None:
+    """Heatmap of the alignment: decoder steps (output symbols) by source positions."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    weights = torch.tensor(example["attention"])  # (t, s)
+    figure, axes = plt.subplots(figsize=(1.5 + 0.45 * weights.shape[1], 1.2 + 0.45 * weights.shape[0]))
+    axes.imshow(weights, cmap="Blues", vmin=0, vmax=1)
+    axes.set_xticks(range(weights.shape[1]), example["source"])
+    axes.set_yticks(range(weights.shape[0]), example["output"])
+    axes.set_xlabel("source position")
+    axes.set_ylabel("decoder step (output)")
+    figure.tight_layout()
+    tmp = Path(path).with_suffix(".tmp.png")
+    figure.savefig(tmp, dpi=110)
+    plt.close(figure)
+    tmp.replace(path)
+
+
+@torch.no_grad()
 def support_report(attention: torch.Tensor, supporting: torch.Tensor, task: torch.Tensor) -> dict[str, list[float]]:
     """Per task (and 'all'), per hop: the fraction of examples whose most-attended slot is a supporting fact.
 

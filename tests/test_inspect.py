@@ -78,3 +78,16 @@ def test_html_page_renders_in_a_real_browser(trained, tmp_path):
     image = Image.open(png).convert("L")
     assert image.size == (800, 600)
     assert image.getextrema()[0] < 100  # dark pixels: text and tables were drawn, not a blank page
+
+
+def test_seq2seq_alignment_in_terminal_and_png(tmp_path):
+    data = load("reverse:train=3-4,test=3-4,size=120")
+    train_run("seq2seq", {"hidden": 16, "embed_dim": 8}, TrainConfig(epochs=1, optimizer="adam", lr=0.003), data, {},
+              tmp_path / "s2s", progress=False)
+    result = memnet("inspect", tmp_path / "s2s", "--index", 2, "--png", tmp_path / "align.png")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    source = lines[0].split("source ")[1].split()
+    assert 3 <= len(source) <= 4 and lines[1].split() == source  # one column per source symbol
+    assert f"target: {' '.join(reversed(source))} <eos>" in result.stdout  # the true reversal is shown
+    assert (tmp_path / "align.png").read_bytes()[:4] == b"\x89PNG"
