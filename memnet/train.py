@@ -182,7 +182,12 @@ def train_run(model_name: str, model_options: dict, config: TrainConfig, data: T
     })
     splits = {name: to_device(split, device) for name, split in data.splits.items()}
     train = splits["train"]
-    logger = start_wandb(config, out, model_name, model_cfg, data.name) if config.wandb else None
+    if config.wandb:
+        from memnet import wandb_log
+
+        logger = wandb_log.start(out, model_name, model_cfg, config, data.name)
+    else:
+        logger = None
 
     def total_epochs():
         return (state["main_from"] if state["main_from"] is not None else config.linear_start) + config.epochs
@@ -223,7 +228,7 @@ def train_run(model_name: str, model_options: dict, config: TrainConfig, data: T
             file.write(json.dumps(line) + "\n")
         save_torch(checkpoint_path, checkpoint(model_name, model_cfg, model, optimizer, data, task_options, config, shuffle, state))
         if logger:
-            logger.log(line, step=epoch)
+            wandb_log.log_epoch(logger, line, model, splits["valid"])
         bar.total = total_epochs()
         bar.set_postfix(loss=f"{line['train_loss']:.3f}", valid_err=f"{100 * valid['error']:.1f}%")
         bar.update(1)
@@ -252,16 +257,6 @@ def summarise(model, splits, config: TrainConfig, device, state) -> dict:
     return {"test_error": errors["test"], "valid_error": errors["valid"], "train_error": errors["train"],
             "epochs": state["epoch"], "linear_start_epochs": state["main_from"] or 0, "seed": config.seed,
             "device": environment(device)["device"], "seconds": round(state["seconds"], 2)}
-
-
-def start_wandb(config, out, model_name, model_cfg, task):
-    import os
-
-    import wandb  # only when asked for: wandb is slow to import
-
-    os.environ.setdefault("WANDB_MODE", "offline")  # never reach the network unless the user set a mode
-    return wandb.init(project="memnet", group=task, name=out.name, dir=str(out), reinit="finish_previous",
-                      config={"model": model_name, **dataclasses.asdict(model_cfg), **dataclasses.asdict(config)})
 
 
 def train_repeats(model_name: str, model_options: dict, config: TrainConfig, data: TaskData, task_options: dict,

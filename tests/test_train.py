@@ -127,3 +127,11 @@ def test_bad_options_get_clear_errors(babi_dir, tmp_path, flags, message):
                "--out", str(tmp_path / "x"), "--epochs", "1", *flags]
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 2 and message in result.stderr
+
+
+def test_wandb_logs_offline_with_attention_images(babi_dir, tmp_path):
+    run(babi_dir, tmp_path / "run", epochs=2, wandb=True)
+    runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1  # offline: nothing left the machine
+    images = list(runs[0].rglob("media/images/attention_*.png"))
+    assert len(images) >= 2 * 3  # three validation examples after each of the 2 epochs
