@@ -90,7 +90,8 @@ def render(root: Path, groups: dict[str, dict[int, dict]]) -> str:
     bench = read_json(root / "bench.json") if (root / "bench.json").exists() else {}
     columns, published = [], []
     for group, table in groups.items():
-        n = max(cell["n"] for cell in table.values())
+        counts = sorted({cell["n"] for cell in table.values()})
+        n = str(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"  # seeds may differ per task mid-benchmark
         columns.append((f"ours: {group}, best of {n} (by valid)", {t: c["best"] for t, c in table.items()}))
         columns.append((f"ours: {group}, mean ± std over {n}", {t: f"{c['mean']:.1f} ± {c['std']:.1f}" for t, c in table.items()}))
         key = published_column(group)
