@@ -35,7 +35,7 @@ def add_train_parser(commands) -> None:
     parser = commands.add_parser("train", help="train a model on a task and write a run directory",
                                  description="Train a model; writes config.json, metrics.jsonl, checkpoint.pt and summary.json to --out.")
     parser.add_argument("--model", default="memn2n", choices=sorted(MODELS), help="which model (default: memn2n)")
-    parser.add_argument("--task", required=True, help="babi:2, babi:1-3,6 or babi:all (joint); other families: see README")
+    parser.add_argument("--task", required=True, help="babi:2, babi:1-3,6, babi:all (joint); temporal:easy..nightmare; copy, reverse, sort (seq2seq)")
     parser.add_argument("--out", required=True, help="run directory to write")
     add_data_flags(parser)
     parser.add_argument("--preset", choices=sorted(PRESETS), help="a column of the paper's table: " + ", ".join(sorted(PRESETS)))

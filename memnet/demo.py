@@ -19,7 +19,7 @@ DEMO_TASKS = (1, 2, 6)  # one supporting fact, two supporting facts, yes/no ques
 # Short schedules that still learn these tasks (the paper's protocol is `memnet train` / `memnet bench`).
 SETTINGS = {
     "memn2n": ({"encoding": "position"}, TrainConfig(epochs=40, lr_halve_every=10, linear_start=0)),
-    "lstm": ({}, TrainConfig(epochs=15, optimizer="adam", lr=0.003, lr_halve_every=0)),
+    "lstm": ({"hidden": 64}, TrainConfig(epochs=6, optimizer="adam", lr=0.005, lr_halve_every=0)),
 }
 
 
