@@ -149,13 +149,28 @@ def render_html(examples: list[dict], title: str) -> str:
     return "\n".join(parts)
 
 
-def render_png(example: dict, path: str | Path) -> None:
-    """A heatmap of attention, sentences down the side and hops across, supporting facts starred."""
+def pyplot():
+    """matplotlib's pyplot on a file-only backend (no screen needed), imported when a figure is asked for."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def save_figure(figure, path: str | Path) -> None:
+    """Write a PNG atomically: a half-written figure never replaces a good one."""
+    figure.tight_layout()
+    tmp = Path(path).with_suffix(".tmp.png")
+    figure.savefig(tmp, dpi=110)
+    pyplot().close(figure)
+    tmp.replace(path)
+
+
+def render_png(example: dict, path: str | Path) -> None:
+    """A heatmap of attention, sentences down the side and hops across, supporting facts starred."""
+    plt = pyplot()
     weights = torch.tensor(example["attention"]).T  # (sentences, hops)
     labels = [("★ " if slot in example["supporting"] else "") + sentence for slot, sentence in enumerate(example["sentences"])]
     figure, axes = plt.subplots(figsize=(3 + 0.9 * weights.shape[1] + 0.07 * max(map(len, labels)), 1.2 + 0.3 * len(labels)))
@@ -166,11 +181,7 @@ def render_png(example: dict, path: str | Path) -> None:
         axes.text(col, row, f"{weight:.2f}", ha="center", va="center", fontsize=8, color="white" if weight > 0.5 else "black")
     axes.set_title(f"Q: {example['question']}?  predicted: {example['predicted']}  true: {example['answer']}", fontsize=10)
     figure.colorbar(image, ax=axes, fraction=0.04)
-    figure.tight_layout()
-    tmp = Path(path).with_suffix(".tmp.png")
-    figure.savefig(tmp, dpi=110)
-    plt.close(figure)
-    tmp.replace(path)
+    save_figure(figure, path)
 
 
 @torch.no_grad()
@@ -204,11 +215,7 @@ def render_alignment(example: dict) -> str:
 
 def render_alignment_png(example: dict, path: str | Path) -> None:
     """Heatmap of the alignment: decoder steps (output symbols) by source positions."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     weights = torch.tensor(example["attention"])  # (t, s)
     figure, axes = plt.subplots(figsize=(1.5 + 0.45 * weights.shape[1], 1.2 + 0.45 * weights.shape[0]))
     axes.imshow(weights, cmap="Blues", vmin=0, vmax=1)
@@ -216,11 +223,7 @@ def render_alignment_png(example: dict, path: str | Path) -> None:
     axes.set_yticks(range(weights.shape[0]), example["output"])
     axes.set_xlabel("source position")
     axes.set_ylabel("decoder step (output)")
-    figure.tight_layout()
-    tmp = Path(path).with_suffix(".tmp.png")
-    figure.savefig(tmp, dpi=110)
-    plt.close(figure)
-    tmp.replace(path)
+    save_figure(figure, path)
 
 
 @torch.no_grad()

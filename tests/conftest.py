@@ -55,3 +55,14 @@ def offline(monkeypatch, tmp_path):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("MEMNET_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("MEMNET_DATA", raising=False)
+
+
+def tiny_babi_batch(query: list[list[int]]) -> dict[str, torch.Tensor]:
+    """Two stories, of 3 and 2 sentences of up to 3 word ids (2-7), padded to 4 slots; `query` (2, q) ids."""
+    story = torch.tensor([
+        [[2, 3, 0], [4, 5, 6], [7, 2, 0], [0, 0, 0]],
+        [[3, 3, 0], [5, 0, 0], [0, 0, 0], [0, 0, 0]],
+    ])
+    mask = (story != 0).any(-1)
+    time = (mask.sum(1, keepdim=True) - 1 - torch.arange(4)).clamp(min=0)
+    return {"story": story, "query": torch.tensor(query), "memory_mask": mask, "time": time, "target": torch.tensor([3, 5])}

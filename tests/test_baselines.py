@@ -9,20 +9,14 @@ from memnet.models.attentive import Attentive, AttentiveConfig
 from memnet.models.recurrent import Recurrent, RecurrentConfig, babi_sequence
 from memnet.train import TrainConfig, train_run
 from tasks import registry
+from tests.conftest import tiny_babi_batch
 
 RECURRENT = ["lstm", "gru", "rnn"]
 
 
 def tiny_batch():
-    """Two stories: 3 and 2 sentences of up to 3 words (vocabulary of 10), padded to 4 slots."""
-    story = torch.tensor([
-        [[2, 3, 0], [4, 5, 6], [7, 2, 0], [0, 0, 0]],
-        [[3, 3, 0], [5, 0, 0], [0, 0, 0], [0, 0, 0]],
-    ])
-    mask = (story != 0).any(-1)
-    time = (mask.sum(1, keepdim=True) - 1 - torch.arange(4)).clamp(min=0)
-    return {"story": story, "query": torch.tensor([[8, 4], [9, 0]]), "memory_mask": mask, "time": time,
-            "target": torch.tensor([3, 5])}
+    """The shared tiny bAbI batch (vocabulary of 10)."""
+    return tiny_babi_batch([[8, 4], [9, 0]])
 
 
 def with_more_padding(batch):

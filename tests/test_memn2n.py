@@ -9,18 +9,12 @@ import torch
 from memnet.addressing import address
 from memnet.models.memn2n import MemN2N, MemN2NConfig, position_encoding
 from tasks.babi_tensors import add_time_noise
+from tests.conftest import tiny_babi_batch
 
 
 def tiny_batch():
-    """Two stories: 3 and 2 sentences of up to 3 words (vocabulary of 8), padded to 4 slots."""
-    story = torch.tensor([
-        [[2, 3, 0], [4, 5, 6], [7, 2, 0], [0, 0, 0]],
-        [[3, 3, 0], [5, 0, 0], [0, 0, 0], [0, 0, 0]],
-    ])
-    mask = (story != 0).any(-1)
-    time = (mask.sum(1, keepdim=True) - 1 - torch.arange(4)).clamp(min=0)
-    return {"story": story, "query": torch.tensor([[2, 4], [6, 0]]), "memory_mask": mask, "time": time,
-            "target": torch.tensor([3, 5])}
+    """The shared tiny bAbI batch (vocabulary of 8)."""
+    return tiny_babi_batch([[2, 4], [6, 0]])
 
 
 @pytest.mark.parametrize("tying", ["adjacent", "layerwise"])
