@@ -149,6 +149,29 @@ def to_device(split: dict[str, torch.Tensor], device) -> dict[str, torch.Tensor]
     return {key: value.to(device) for key, value in split.items()}
 
 
+def train_epoch(model, optimizer, train: dict[str, torch.Tensor], config: TrainConfig, shuffle: torch.Generator):
+    """One pass over the training split in shuffled batches; mean loss per example and the `wrong` mask."""
+    losses, wrongs = [], []
+    for index in torch.randperm(len(train["target"]), generator=shuffle).split(config.batch_size):
+        batch = trim_memory({key: value[index.to(train["target"].device)] for key, value in train.items()})
+        if config.random_noise:
+            device = batch["time"].device
+            batch["time"] = add_time_noise(batch["time"].cpu(), batch["memory_mask"].cpu(), shuffle).to(device)
+        loss, wrong = train_step(model, optimizer, batch, config.clip_norm)
+        losses.append(loss)
+        wrongs.append(wrong)
+    wrong = torch.cat(wrongs)
+    return sum(losses) / len(wrong), wrong
+
+
+def check_fits(config: TrainConfig, model, train: dict[str, torch.Tensor], model_name: str, task: str) -> None:
+    """Options that only make sense for memory models fail loudly elsewhere."""
+    if config.random_noise and "time" not in train:
+        raise ValueError(f"random noise moves the time index of memories; task {task} has none")
+    if config.linear_start and not hasattr(model, "use_softmax"):
+        raise ValueError(f"linear start removes the memory softmax; model {model_name} has none to remove")
+
+
 def train_run(model_name: str, model_options: dict, config: TrainConfig, data: TaskData, task_options: dict,
               out: str | Path, resume: bool = False, progress: bool = True) -> dict:
     """Train one model with one seed; write the run directory; return the summary."""
@@ -182,6 +205,7 @@ def train_run(model_name: str, model_options: dict, config: TrainConfig, data: T
     })
     splits = {name: to_device(split, device) for name, split in data.splits.items()}
     train = splits["train"]
+    check_fits(config, model, train, model_name, data.name)
     if config.wandb:
         from memnet import wandb_log
 
@@ -196,23 +220,17 @@ def train_run(model_name: str, model_options: dict, config: TrainConfig, data: T
                disable=not progress, unit="epoch", dynamic_ncols=True)
     while state["epoch"] < total_epochs():
         epoch, started = state["epoch"], time.perf_counter()
-        model.use_softmax = state["main_from"] is not None
+        phase = "linear" if state["main_from"] is None else "softmax"
+        if hasattr(model, "use_softmax"):  # memory models: linear start takes their softmax out
+            model.use_softmax = phase == "softmax"
         lr = learning_rate(config, epoch, state["main_from"])
         for group in optimizer.param_groups:
             group["lr"] = lr
-        losses, wrongs = [], []
-        for index in torch.randperm(len(train["target"]), generator=shuffle).split(config.batch_size):
-            batch = trim_memory({key: value[index.to(device)] for key, value in train.items()})
-            if config.random_noise:
-                batch["time"] = add_time_noise(batch["time"].cpu(), batch["memory_mask"].cpu(), shuffle).to(device)
-            try:
-                loss, wrong = train_step(model, optimizer, batch, config.clip_norm)
-            except Diverged as error:
-                raise Diverged(f"{out}: {error} at epoch {epoch + 1} (seed {config.seed}); try a lower --lr or clipping") from None
-            losses.append(loss)
-            wrongs.append(wrong)
+        try:
+            train_loss, wrong = train_epoch(model, optimizer, train, config, shuffle)
+        except Diverged as error:
+            raise Diverged(f"{out}: {error} at epoch {epoch + 1} (seed {config.seed}); try a lower --lr or clipping") from None
         valid = evaluate(model, splits["valid"])
-        phase = "softmax" if model.use_softmax else "linear"
         if phase == "linear":
             stalled = valid["loss"] >= state["best_linear_loss"] and config.linear_start_until == "plateau"
             state["best_linear_loss"] = min(state["best_linear_loss"], valid["loss"])
@@ -220,8 +238,7 @@ def train_run(model_name: str, model_options: dict, config: TrainConfig, data: T
                 state["main_from"] = epoch + 1  # put the softmax back; the main schedule starts next epoch
         state["epoch"] = epoch + 1
         state["seconds"] += time.perf_counter() - started
-        wrong = torch.cat(wrongs)
-        line = {"epoch": epoch, "phase": phase, "lr": lr, "train_loss": sum(losses) / len(wrong),
+        line = {"epoch": epoch, "phase": phase, "lr": lr, "train_loss": train_loss,
                 "train_error": wrong.float().mean().item(), "valid_loss": valid["loss"], "valid_error": valid["error"],
                 "seconds": round(time.perf_counter() - started, 4)}
         with open(out / "metrics.jsonl", "a") as file:

@@ -135,3 +135,12 @@ def test_wandb_logs_offline_with_attention_images(babi_dir, tmp_path):
     assert len(runs) == 1  # offline: nothing left the machine
     images = list(runs[0].rglob("media/images/attention_*.png"))
     assert len(images) >= 2 * 3  # three validation examples after each of the 2 epochs
+
+
+def test_memory_only_options_are_refused_for_other_models_and_tasks(babi_dir, tmp_path):
+    data = load("babi:1", data_dir=babi_dir, variant="en")
+    with pytest.raises(ValueError, match="model lstm has none to remove"):
+        train_run("lstm", {}, TrainConfig(epochs=1, linear_start=2), data, {}, tmp_path / "a", progress=False)
+    sequences = load("temporal:easy,train=64,valid=16,test=16")
+    with pytest.raises(ValueError, match="has none"):
+        train_run("lstm", {}, TrainConfig(epochs=1, random_noise=True), sequences, {}, tmp_path / "b", progress=False)
