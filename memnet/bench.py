@@ -152,7 +152,7 @@ def log_table_to_wandb(name: str, root: Path) -> None:
     os.environ.setdefault("WANDB_MODE", "offline")
     rows = read_json(root / "results.json")["rows"]
     columns = sorted({key for row in rows for key in row})
-    run = wandb.init(project="memnet", group=name, name=f"{name}-table", job_type="report")
+    run = wandb.init(project="memnet", group=name, name=f"{name}-table", job_type="report", dir=str(root))
     run.log({"results": wandb.Table(columns=columns, data=[[row.get(c) for c in columns] for row in rows])})
     run.finish()
 

@@ -78,3 +78,16 @@ def test_an_interrupted_benchmark_resumes_without_redoing_runs(babi_dir, tmp_pat
 def test_bad_model_spec_lists_the_valid_ones():
     with pytest.raises(ValueError, match="choose one of"):
         bench.parse_model_spec("memn2n:pe-ls-xx")
+
+
+def test_wandb_puts_the_runs_and_the_table_in_one_offline_group(babi_dir, tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_RUN_GROUP", raising=False)
+    bench.run_bench("w", ["memn2n"], "1", repeats=1, data_dir=babi_dir, results=tmp_path, workers=1,
+                    overrides={"epochs": 1}, use_wandb=True)
+    runs = list((tmp_path / "w").rglob("offline-run-*"))
+    assert len(runs) == 2  # the training run and the table, both offline
+    assert __import__("os").environ["WANDB_RUN_GROUP"] == "w"  # every run of the benchmark in its group
+    tables = list((tmp_path / "w" / "wandb").rglob("media/table/results_*.table.json"))
+    assert len(tables) == 1
+    table = json.loads(tables[0].read_text())
+    assert "best" in table["columns"] and table["data"][0][table["columns"].index("task")] == 1
