@@ -1,11 +1,12 @@
 """Attention figures of trained memory networks, from a benchmark's best runs.
 
-    python scripts/attention_figures.py results/babi-1k-memn2n --tasks 2,3,16,19 --data-dir DIR
+    python scripts/attention_figures.py results/babi-1k-memn2n results/babi-1k-baselines --tasks 2,3,16,19 --data-dir DIR
 
-For each task: the best run (lowest validation error) draws the first test story that has all its
-supporting facts in memory, as a PNG heatmap; all tasks share one HTML page; and the run's
-supporting-fact report (per hop, how often the top sentence is a supporting fact) goes in a table.
-Needs the runs' checkpoints (kept beside the records, not committed).
+For each `--tasks` task, the best MemN2N run (lowest validation error) draws the first test story
+that has all its supporting facts in memory, as a PNG heatmap; they share one HTML page. For every
+task and every model with attention (MemN2N, the attentive reader) in the benchmarks, the best
+run's supporting-fact report (per hop, how often the top sentence is a supporting fact) goes in
+`support.md`. Needs the runs' checkpoints (kept beside the records, not committed).
 """
 
 import argparse
@@ -26,35 +27,47 @@ def first_full_story(run, split: str = "test", least: int = 4) -> int:
     return int((enough & complete).nonzero()[0])
 
 
+def support_shares(run) -> list[float]:
+    tensors = run.data.splits["test"]
+    with torch.no_grad():
+        attention = run.model(tensors).attention
+    return support_report(attention, tensors["supporting"], tensors["task"])["all"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("bench", help="a benchmark folder written by memnet bench")
-    parser.add_argument("--tasks", default="2,3,16,19")
+    parser.add_argument("benches", nargs="+", help="benchmark folders written by memnet bench")
+    parser.add_argument("--tasks", default="2,3,16,19", help="tasks to draw (from the first benchmark's MemN2N runs)")
     parser.add_argument("--data-dir", help="where the bAbI data is (default: where the runs were trained)")
     parser.add_argument("--out", default="results/attention")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    rows = read_json(Path(args.bench) / "results.json")["rows"]
-    examples, lines, record = [], [], {"bench": args.bench, "figures": {}}
-    for task in map(int, args.tasks.split(",")):
-        row = next(r for r in rows if r["task"] == task and " per-task" in r["group"] and r["group"].startswith("memn2n"))
-        run = load_run(Path(args.bench) / row["best_run"], args.data_dir)
-        example = attend(run, "test", [first_full_story(run)])[0]
-        render_png(example, out / f"task{task}.png")
-        examples.append(example)
-        tensors = run.data.splits["test"]
-        with torch.no_grad():
-            attention = run.model(tensors).attention
-        report = support_report(attention, tensors["supporting"], tensors["task"])["all"]
-        lines.append(f"| {task} | {row['best']:.1f} | " + " | ".join(f"{100 * share:.0f}%" for share in report) + f" | `{row['best_run']}` |")
-        record["figures"][task] = {"run": row["best_run"], "test_index": example["index"], "hop_support_share": report}
+    record, examples, lines = {"benches": args.benches, "figures": {}, "support": []}, [], []
+    for bench in args.benches:
+        for row in read_json(Path(bench) / "results.json")["rows"]:
+            if not row["group"].startswith(("memn2n", "attentive")) or " per-task" not in row["group"]:
+                continue
+            run = load_run(Path(bench) / row["best_run"], args.data_dir)
+            shares = support_shares(run)
+            record["support"].append({"group": row["group"], "task": row["task"], "run": f"{bench}/{row['best_run']}",
+                                      "test_error": row["best"], "hop_support_share": shares})
+            lines.append(f"| {row['task']} | {row['group']} | {row['best']:.1f} | "
+                         + " | ".join(f"{100 * share:.0f}%" for share in shares) + " |" * (4 - len(shares)))
+            if bench == args.benches[0] and row["group"].startswith("memn2n") and str(row["task"]) in args.tasks.split(","):
+                example = attend(run, "test", [first_full_story(run)])[0]
+                render_png(example, out / f"task{row['task']}.png")
+                examples.append(example)
+                record["figures"][row["task"]] = {"run": row["best_run"], "test_index": example["index"]}
     write_atomic(out / "attention.html", render_html(examples, "MemN2N attention on bAbI 1k (best runs)"))
-    table = ["| task | test error % | hop 1 | hop 2 | hop 3 | run |", "|---|---|---|---|---|---|", *lines]
+    lines.sort(key=lambda line: (int(line.split("|")[1]), line))
+    table = ["| task | model | test error % | hop 1 | hop 2 | hop 3 |", "|---|---|---|---|---|---|", *lines]
     record["environment"] = environment(torch.device("cpu"))
     write_json(out / "figures.json", record)
     write_atomic(out / "support.md", "Share of test questions whose most-attended sentence (per hop) is a supporting fact, "
-                                     f"best MemN2N run per task from `{args.bench}`.\n\n" + "\n".join(table) + "\n")
+                                     "for the best run (by validation) of each task and model. The attentive reader reads once.\n\n"
+                 + "\n".join(table) + f"\n\nMade by `{record['environment']['command']}` at code version "
+                 f"`{record['environment']['code_version']}`.\n")
     print("\n".join(table))
     print(f"wrote {out}")
 
