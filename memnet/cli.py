@@ -43,7 +43,8 @@ def add_train_parser(commands) -> None:
     model = parser.add_argument_group("memn2n options")
     model.add_argument("--hops", type=int, help="memory hops (default 3)")
     model.add_argument("--dim", type=int, help="embedding size (default 20; 50 for joint presets)")
-    model.add_argument("--encoding", choices=["bow", "position"], help="sentence encoding (default position)")
+    model.add_argument("--encoding", choices=["bow", "position", "position-release"],
+                       help="sentence encoding: the paper's position encoding (default), bag of words, or the official release's weights")
     model.add_argument("--tying", choices=["adjacent", "layerwise"], help="weight tying (default adjacent)")
     model.add_argument("--relu", action="store_true", default=None, help="ReLU between hops (layerwise only)")
     model.add_argument("--no-temporal", dest="temporal", action="store_false", default=None, help="no temporal encoding")

@@ -9,6 +9,8 @@ PRESETS = {
     "pe": {"model": {"encoding": "position"}, "train": {}},
     "pe-ls": {"model": {"encoding": "position"}, "train": {"linear_start": 20}},
     "pe-ls-rn": {"model": {"encoding": "position"}, "train": {"linear_start": 20, "random_noise": True}},
+    # the same with the official release's position weights (memn2n.release_position_encoding)
+    "rpe-ls-rn": {"model": {"encoding": "position-release"}, "train": {"linear_start": 20, "random_noise": True}},
     # joint training on all 20 tasks: d = 50, 60 epochs, lr halved every 15, 30 epochs of linear start
     "pe-ls-rn-joint": {
         "model": {"encoding": "position", "dim": 50},

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from memnet.addressing import address
-from memnet.models.memn2n import MemN2N, MemN2NConfig, position_encoding
+from memnet.models.memn2n import MemN2N, MemN2NConfig, position_encoding, release_position_encoding
 from tasks.babi_tensors import add_time_noise
 from tests.conftest import tiny_babi_batch
 
@@ -18,7 +18,7 @@ def tiny_batch():
 
 
 @pytest.mark.parametrize("tying", ["adjacent", "layerwise"])
-@pytest.mark.parametrize("encoding", ["bow", "position"])
+@pytest.mark.parametrize("encoding", ["bow", "position", "position-release"])
 def test_attention_sums_to_one_on_valid_slots_and_is_zero_on_padding(tying, encoding):
     model = MemN2N(MemN2NConfig(vocab_size=8, hops=3, dim=6, tying=tying, encoding=encoding))
     batch = tiny_batch()
@@ -86,6 +86,15 @@ def test_position_encoding_matches_the_formula():
     for j in range(1, J + 1):
         for k in range(1, d + 1):
             assert l[j - 1, k - 1].item() == pytest.approx((1 - j / J) - (k / d) * (1 - 2 * j / J))
+
+
+def test_release_position_encoding_matches_the_official_formula():
+    words = torch.tensor([[5, 6, 0], [7, 8, 9]])  # the weights depend on place only, not on sentence length
+    d, J = 4, 12
+    l = release_position_encoding(words, d, J)  # (w, d)
+    for j in range(1, 4):
+        for k in range(1, d + 1):
+            assert l[j - 1, k - 1].item() == pytest.approx(1 + 4 * (k - (d + 1) / 2) * (j - (J + 1) / 2) / (d * J))
 
 
 def test_linear_start_removes_the_softmax():

@@ -22,7 +22,7 @@ from memnet.addressing import address
 from memnet.models.output import Output
 from tasks.babi_tensors import DEFAULT_MEMORY_SIZE, time_slots
 
-ENCODINGS = ("bow", "position")
+ENCODINGS = ("bow", "position", "position-release")
 TYINGS = ("adjacent", "layerwise")
 
 
@@ -31,7 +31,9 @@ class MemN2NConfig:
     vocab_size: int  # words and answer classes, PAD = 0 included
     hops: int = 3  # memory reads per question (the paper's K)
     dim: int = 20  # embedding size d: 20 per task, 50 joint (sec. 4.2)
-    encoding: str = "position"  # "bow" sums word vectors; "position" weights them by place (sec. 4.1)
+    encoding: str = "position"  # "bow" sums word vectors; "position" weights them by place (sec. 4.1);
+    # "position-release": the official release's weights, near 1 with a gentle slope (see release_position_encoding)
+    sentence_size: int = 12  # J of "position-release": the widest sentence expected (bAbI: 11 words) + 1
     temporal: bool = True  # add learned vectors by recency to keys and values (sec. 4.1)
     tying: str = "adjacent"  # "adjacent": A^(k+1) = C^k, B = A^1, W^T = C^K; "layerwise": shared A, C and a map H
     relu: bool = False  # ReLU on the controller state between hops (layerwise only; the 10k table)
@@ -58,6 +60,18 @@ def position_encoding(words: torch.Tensor, dim: int) -> torch.Tensor:
     j = torch.arange(1, words.shape[-1] + 1, device=words.device).float()[:, None]  # (w, 1)
     k = torch.arange(1, dim + 1, device=words.device).float()  # (d,)
     return (1 - j / length) - (k / dim) * (1 - 2 * j / length)  # (..., w, d)
+
+
+def release_position_encoding(words: torch.Tensor, dim: int, width: int) -> torch.Tensor:
+    """The official MATLAB release's weights: 1 + 4 (k - (d+1)/2)(j - (J+1)/2) / (d J), J a fixed width.
+
+    Unlike the paper's formula they stay near 1 (a bag of words with a slope by place), and a word
+    at place j gets the same weights in every sentence, so a name matches itself across sentence
+    forms ("lily is a swan", "lily is white"), which task 16 needs. (..., w) -> (w, d), broadcasting.
+    """
+    j = torch.arange(1, words.shape[-1] + 1, device=words.device).float()[:, None]  # (w, 1)
+    k = torch.arange(1, dim + 1, device=words.device).float()  # (d,)
+    return 1 + 4 * (k - (dim + 1) / 2) * (j - (width + 1) / 2) / (dim * width)  # (w, d)
 
 
 class MemN2N(nn.Module):
@@ -98,11 +112,18 @@ class MemN2N(nn.Module):
             vectors = vectors * place
         return reduce(vectors, "... w d -> ... d", "sum")
 
+    def place(self, words: torch.Tensor) -> torch.Tensor | None:
+        """Position weights for word ids (..., w), computed once per batch; None for bag-of-words."""
+        if self.config.encoding == "position":
+            return position_encoding(words, self.config.dim)
+        if self.config.encoding == "position-release":
+            return release_position_encoding(words, self.config.dim, self.config.sentence_size)
+        return None
+
     def forward(self, batch: dict[str, torch.Tensor]) -> Output:
         story, mask, query = batch["story"], batch["memory_mask"], batch["query"]  # (b, m, w), (b, m), (b, q)
-        position = self.config.encoding == "position"
-        story_place = position_encoding(story, self.config.dim) if position else None  # (b, m, w, d), once for all tables
-        u = self.embed(self.question_table(), query, position_encoding(query, self.config.dim) if position else None)  # (b, d)
+        story_place, query_place = self.place(story), self.place(query)  # (b, m, w, d) and (b, q, d), or None for bow
+        u = self.embed(self.question_table(), query, query_place)  # (b, d)
         memories = {}  # table -> its memory vectors (b, m, d); under tying one table serves two hops
 
         def memory(words: nn.Embedding, times: nn.Embedding) -> torch.Tensor:
