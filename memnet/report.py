@@ -86,6 +86,14 @@ def fmt(value: float | None) -> str:
     return "–" if value is None else f"{value:.1f}"
 
 
+def seeds_line(groups: dict[str, dict[int, dict]], asked: int) -> str:
+    """How many seeds finished per task, beside how many the last benchmark command asked for."""
+    finished = sorted({cell["n"] for table in groups.values() for cell in table.values()})
+    done = str(finished[0]) if len(finished) == 1 else f"{finished[0]} to {finished[-1]}"
+    return (f"- seeds finished per task: {done}, numbered from 0 (the last command asked for {asked}; "
+            "re-running it finishes any missing); every finished run's config, metrics and summary are under `runs/`")
+
+
 def render(root: Path, groups: dict[str, dict[int, dict]]) -> str:
     bench = read_json(root / "bench.json") if (root / "bench.json").exists() else {}
     columns, published = [], []
@@ -132,6 +140,6 @@ def render(root: Path, groups: dict[str, dict[int, dict]]) -> str:
                   f"- command: `{last['command']}`", f"- code version: `{last['code_version']}`",
                   f"- device of the runs: {', '.join(sorted({c['device'] for t in groups.values() for c in t.values()}))}",
                   f"- libraries: {json.dumps(last['libraries'])}, Python {last['python']}",
-                  f"- seeds: 0 to {bench.get('repeats', 1) - 1} per task; every run's config, metrics and summary are under `runs/`",
+                  seeds_line(groups, bench.get("repeats", 1)),
                   f"- wall time of all runs: {sum(c['seconds'] for t in groups.values() for c in t.values()) / 60:.1f} min of training"]
     return "\n".join(lines) + "\n"
