@@ -26,8 +26,11 @@ def parse_option(text: str) -> tuple[str, object]:
         return key.replace("-", "_"), value
 
 
+DATA_DIR_HELP = "folder holding en/, en-10k/, ... (default: $MEMNET_DATA, else the download cache)"
+
+
 def add_data_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", help="folder holding en/, en-10k/, ... (default: $MEMNET_DATA, else the download cache)")
+    parser.add_argument("--data-dir", help=DATA_DIR_HELP)
     parser.add_argument("--variant", default="en", help="folder of the archive: en, en-10k, en-valid, hn, ... (default: en)")
 
 
@@ -135,7 +138,7 @@ def add_bench_parser(commands) -> None:
     parser.add_argument("--variants", default="en", help="comma list of data folders: en, en-10k (default en)")
     parser.add_argument("--modes", default="per-task", help="comma list: per-task, joint (default per-task)")
     parser.add_argument("--repeats", type=int, default=1, help="seeds per task; the table keeps the best by valid error")
-    parser.add_argument("--data-dir", help="folder holding en/, en-10k/, ... (default: $MEMNET_DATA, else the download cache)")
+    parser.add_argument("--data-dir", help=DATA_DIR_HELP)
     parser.add_argument("--results", default="results", help="where benchmark folders go (default results/)")
     parser.add_argument("--workers", type=int, help="parallel runs on CPU (default: one per core)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -161,7 +164,7 @@ def add_inspect_parser(commands) -> None:
     parser.add_argument("--index", type=int, help="which example of the split")
     parser.add_argument("--task", type=int, help="only examples of this bAbI task")
     parser.add_argument("--wrong", action="store_true", help="only examples the model gets wrong")
-    parser.add_argument("--count", type=int, default=1, help="how many examples to show (default 1; HTML: 5)")
+    parser.add_argument("--count", type=int, help="how many examples to show (default 1; with --html 5)")
     parser.add_argument("--html", metavar="FILE", help="write a self-contained HTML page")
     parser.add_argument("--png", metavar="FILE", help="write a heatmap of the first example")
     parser.add_argument("--report", action="store_true", help="per task and hop: how often the top sentence is a supporting fact")
@@ -186,7 +189,7 @@ def run_inspect(args) -> None:
     if args.report:
         run_report(run, args.split)
         return
-    count = args.count if args.count != 1 or not args.html else 5
+    count = args.count or (5 if args.html else 1)
     examples = attend(run, args.split, choose(run, args.split, args.index, args.task, args.wrong, count))
     for example in examples:
         print(render_terminal(example) + "\n")
@@ -241,7 +244,7 @@ def main(argv=None) -> None:
         print(f"memnet {args.command}: error: {error}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        print(f"\ninterrupted; a run continues with the same command and --resume", file=sys.stderr)
+        print("\ninterrupted; a run continues with the same command and --resume", file=sys.stderr)
         sys.exit(130)
 
 

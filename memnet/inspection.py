@@ -6,13 +6,13 @@ heatmap; `support_report` measures how often each hop's most-attended sentence i
 """
 
 import html
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from memnet.models import build_model, model_config
+from memnet.models.output import Output
 from memnet.records import read_json, write_atomic, write_json
 from tasks.registry import TaskData, load
 from tasks.vocab import Vocab
@@ -83,6 +83,25 @@ def attend(run: Run, split: str, indices: list[int]) -> list[dict]:
     return shown
 
 
+@torch.no_grad()
+def predict(run: Run, split: str, batch_size: int = 1000) -> Output:
+    """The model's output over a whole split, in batches; attention is None for models without it."""
+    tensors = run.data.splits[split]
+    outs = [run.model({key: value[i : i + batch_size] for key, value in tensors.items()})
+            for i in range(0, len(tensors["target"]), batch_size)]
+    attention = None if outs[0].attention is None else torch.cat([out.attention for out in outs])
+    return Output(torch.cat([out.logits for out in outs]), attention)
+
+
+def split_support(run: Run, split: str) -> dict[str, list[float]]:
+    """`support_report` of a run's model over a whole split."""
+    attention = predict(run, split).attention
+    if attention is None:
+        raise ValueError(f"model {type(run.model).__name__} returns no attention over story sentences")
+    tensors = run.data.splits[split]
+    return support_report(attention, tensors["supporting"], tensors["task"])
+
+
 def choose(run: Run, split: str, index: int | None, task: int | None, wrong: bool, count: int) -> list[int]:
     """Indices of the examples to show: one by index, else the first `count` matching task / wrongness."""
     tensors = run.data.splits[split]
@@ -97,10 +116,7 @@ def choose(run: Run, split: str, index: int | None, task: int | None, wrong: boo
         if not keep.any():
             raise ValueError(f"the run has no task {task} examples; its tasks are {sorted(set(tensors['task'].tolist()))}")
     if wrong:
-        with torch.no_grad():
-            predicted = torch.cat([run.model({k: v[i : i + 1000] for k, v in tensors.items()}).logits.argmax(-1)
-                                   for i in range(0, total, 1000)])
-        keep &= predicted != tensors["target"]
+        keep &= predict(run, split).logits.argmax(-1) != tensors["target"]
         if not keep.any():
             raise ValueError("the model answers every selected example correctly; drop --wrong")
     return keep.nonzero()[:, 0][:count].tolist()
@@ -244,13 +260,7 @@ def support_report(attention: torch.Tensor, supporting: torch.Tensor, task: torc
 
 
 def run_report(run: Run, split: str) -> dict[str, list[float]]:
-    tensors = run.data.splits[split]
-    with torch.no_grad():
-        attention = torch.cat([run.model({k: v[i : i + 1000] for k, v in tensors.items()}).attention
-                               for i in range(0, len(tensors["target"]), 1000)])
-    if attention is None:
-        raise ValueError("this model returns no attention over story sentences")
-    report = support_report(attention, tensors["supporting"], tensors["task"])
+    report = split_support(run, split)
     write_json(run.path / f"attention_report_{split}.json", report)
     lines = [f"Share of {split} questions whose most-attended sentence is a supporting fact, per hop", "",
              "| task | " + " | ".join(f"hop {h + 1}" for h in range(len(report["all"]))) + " |",

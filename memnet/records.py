@@ -1,5 +1,6 @@
 """Run records: files written atomically, and the facts that make a number reproducible."""
 
+import io
 import json
 import os
 import platform
@@ -40,15 +41,9 @@ def read_json(path: str | Path):
 
 def save_torch(path: str | Path, obj) -> None:
     """torch.save through `write_atomic`, so an interrupted save leaves the previous checkpoint."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    write_atomic(path, buffer.getvalue())
 
 
 def code_version() -> str:

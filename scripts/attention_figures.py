@@ -10,12 +10,11 @@ run's supporting-fact report (per hop, how often the top sentence is a supportin
 """
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
 
-from memnet.inspection import attend, load_run, render_html, render_png, support_report
+from memnet.inspection import attend, load_run, render_html, render_png, split_support
 from memnet.records import environment, read_json, write_atomic, write_json
 
 
@@ -25,13 +24,6 @@ def first_full_story(run, split: str = "test", least: int = 4) -> int:
     enough = tensors["memory_mask"].sum(1) >= least
     complete = (tensors["supporting"] >= 0).any(1)
     return int((enough & complete).nonzero()[0])
-
-
-def support_shares(run) -> list[float]:
-    tensors = run.data.splits["test"]
-    with torch.no_grad():
-        attention = run.model(tensors).attention
-    return support_report(attention, tensors["supporting"], tensors["task"])["all"]
 
 
 def main() -> None:
@@ -49,7 +41,7 @@ def main() -> None:
             if not row["group"].startswith(("memn2n", "attentive")) or " per-task" not in row["group"]:
                 continue
             run = load_run(Path(bench) / row["best_run"], args.data_dir)
-            shares = support_shares(run)
+            shares = split_support(run, "test")["all"]
             record["support"].append({"group": row["group"], "task": row["task"], "run": f"{bench}/{row['best_run']}",
                                       "test_error": row["best"], "hop_support_share": shares})
             lines.append(f"| {row['task']} | {row['group']} | {row['best']:.1f} | "

@@ -231,7 +231,7 @@ def bench_seq2seq(plan: dict, out: Path, plt) -> dict:
         for attention in settings["attentions"]:
             options = {**settings["model"], "attention": attention}
             config = TrainConfig(seed=settings["seed"], device="cpu", **settings["train"])
-            summary, metrics, net = train(f"seq2seq", options, config, data)
+            summary, metrics, net = train("seq2seq", options, config, data)
             test = data.splits["test"]
             right = ~evaluate(net, test)["wrong"]  # (n,) exact match under greedy decoding
             by_length = {int(n): round(100 * right[test["length"] == n].float().mean().item(), 1) for n in test["length"].unique()}

@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 from tasks.babi import BabiDataMissing, BabiFormatError, load_task, parse_file, parse_task_list, split_off_valid, tokenize
 from tasks.babi_tensors import encode

@@ -5,7 +5,7 @@ import torch
 
 from memnet.echo import EchoConfig, train_echo
 from memnet.models import MODELS, build_model, model_config
-from memnet.models.attentive import Attentive, AttentiveConfig
+from memnet.models.attentive import AttentiveConfig
 from memnet.models.recurrent import Recurrent, RecurrentConfig, babi_sequence
 from memnet.train import TrainConfig, train_run
 from tasks import registry

@@ -38,7 +38,7 @@ def test_one_hop_equals_a_hand_computation():
     logits = model(batch).logits.detach().numpy()
     for i in range(2):
         u = sum(A[word] for word in batch["query"][i].tolist())  # B = A^1
-        keys, values, valid = [], [], []
+        keys, values = [], []
         for slot, sentence in enumerate(batch["story"][i].tolist()):
             if not any(sentence):
                 continue
