@@ -17,7 +17,7 @@ Score = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (b, q, d), (b, m
 
 class Read(NamedTuple):
     value: torch.Tensor  # (b, q, e) weighted sum of values
-    weights: torch.Tensor  # (b, q, m) attention over slots; exactly 0 on padding
+    weights: torch.Tensor  # (b, q, m) attention over slots; exactly 0 on padding; with empty slots, sums to 1 - their share
 
 
 def dot_score(query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
@@ -25,10 +25,13 @@ def dot_score(query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
     return einsum(query, keys, "b q d, b m d -> b q m")
 
 
-def address(query, keys, values, mask=None, *, score: Score = dot_score, softmax: bool = True) -> Read:
+def address(query, keys, values, mask=None, *, empty=None, score: Score = dot_score, softmax: bool = True) -> Read:
     """Read `values` at the slots whose `keys` match `query`.
 
     query (b, q, d), keys (b, m, d), values (b, m, e), mask (b, m) True on valid slots.
+    `empty` (b,) counts further slots that hold nothing (zero key and value: memory not yet written).
+    They score 0 and share the softmax, so a read can land on nothing, which lets a yes/no question
+    answer "no" when no sentence matches; they add nothing to the value and their weight is not returned.
     With `softmax=False` the scores themselves are the weights (MemN2N's linear start, sec. 4.2);
     padded slots get exactly zero weight either way.
     """
@@ -36,7 +39,12 @@ def address(query, keys, values, mask=None, *, score: Score = dot_score, softmax
     if mask is not None:
         valid = mask[:, None, :]  # (b, 1, m)
         scores = scores.masked_fill(~valid, float("-inf") if softmax else 0.0)
-    weights = scores.softmax(-1) if softmax else scores
+    if empty is not None and softmax:
+        # n empty slots scoring 0 weigh as much as one slot scoring log n; log 0 = -inf: none
+        nothing = empty.float().log()[:, None, None].expand(*scores.shape[:2], 1)  # (b, q, 1)
+        weights = torch.cat([scores, nothing], -1).softmax(-1)[..., :-1]
+    else:
+        weights = scores.softmax(-1) if softmax else scores
     if mask is not None and softmax:
         weights = weights.masked_fill(~valid, 0.0)  # a row with no valid slot reads nothing (not NaN)
     return Read(einsum(weights, values, "b q m, b m e -> b q e"), weights)

@@ -44,11 +44,24 @@ def read_runs(root: Path) -> dict[str, list[dict]]:
     return groups
 
 
+def pooled(groups: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    """MemN2N settings run side by side on the same data pooled into one group, "memn2n-A+B variant mode",
+    so that the setting too is chosen per task by validation error, with the seed."""
+    by_data: dict[tuple[str, str], list[str]] = {}
+    for group in groups:
+        spec, variant, mode = group.split(" ")
+        if spec.startswith("memn2n-"):
+            by_data.setdefault((variant, mode), []).append(group)
+    return {"memn2n-" + "+".join(g.split(" ")[0].removeprefix("memn2n-") for g in members) + f" {variant} {mode}":
+            [run for g in members for run in groups[g]] for (variant, mode), members in by_data.items() if len(members) > 1}
+
+
 def published_column(group: str) -> str | None:
     """The paper's column that matches a group (same model setting and data size), if any."""
     spec, variant, mode = group.split(" ")
     size = SIZES.get(variant)
     model, _, preset = spec.partition("-")
+    preset = preset.split("+")[0]  # a pooled group stands beside its first setting's column
     key = f"{size}/{SAME_COLUMN.get(preset, preset)}" if model == "memn2n" else f"{size}/{model}"
     return key if key in PUBLISHED else None
 
@@ -71,7 +84,8 @@ def aggregate(runs: list[dict]) -> dict[int, dict]:
 def write_report(root: str | Path) -> str:
     """Write summary.md, results.csv and results.json for the benchmark in `root`; return the markdown."""
     root = Path(root)
-    groups = {group: aggregate(runs) for group, runs in read_runs(root).items()}
+    runs = read_runs(root)
+    groups = {group: aggregate(group_runs) for group, group_runs in {**runs, **pooled(runs)}.items()}
     rows = [{"group": group, "task": task, **{k: v for k, v in cell.items()}}
             for group, table in groups.items() for task, cell in table.items()]
     write_json(root / "results.json", {"rows": rows, "published": {g: published_column(g) for g in groups}})
@@ -105,6 +119,8 @@ def render(root: Path, groups: dict[str, dict[int, dict]]) -> str:
         n = str(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"  # seeds may differ per task mid-benchmark
         columns.append((f"ours: {group}, best of {n} (by valid)", {t: c["best"] for t, c in table.items()}))
         columns.append((f"ours: {group}, mean ± std over {n}", {t: f"{c['mean']:.1f} ± {c['std']:.1f}" for t, c in table.items()}))
+        if "+" in group.split(" ")[0]:  # a pooled group: which setting won each task
+            columns.append((f"ours: {group}, setting chosen", {t: Path(c["best_run"]).parts[1] for t, c in table.items()}))
         key = published_column(group)
         if key and key not in published:
             published.append(key)
@@ -113,6 +129,8 @@ def render(root: Path, groups: dict[str, dict[int, dict]]) -> str:
     lines = [f"# {root.name}", "", "Test error (%) on bAbI. Columns marked *published* are the paper's numbers, not ours.",
              "Ours: the run with the lowest validation error among N seeds (as the paper, which chose by training error),",
              "and the mean ± standard deviation over the N seeds. A task fails when its error is above 5%.", ""]
+    if any("+" in group.split(" ")[0] for group in groups):
+        lines[-1:-1] = ["A group named A+B pools the runs of settings A and B, so the setting too is chosen per task by validation error."]
     lines.append("| task | " + " | ".join(title for title, _ in columns) + " |")
     lines.append("|---" * (len(columns) + 1) + "|")
     tasks = sorted({task for table in groups.values() for task in table} & set(TASK_IDS))  # the tasks we ran
@@ -144,5 +162,5 @@ def render(root: Path, groups: dict[str, dict[int, dict]]) -> str:
                   f"- device of the runs: {', '.join(sorted({c['device'] for t in groups.values() for c in t.values()}))}",
                   f"- libraries: {json.dumps(last['libraries'])}, Python {last['python']}",
                   seeds_line(groups, bench.get("repeats", 1)),
-                  f"- wall time of all runs: {sum(c['seconds'] for t in groups.values() for c in t.values()) / 60:.1f} min of training"]
+                  f"- wall time of all runs: {sum(c['seconds'] for g, t in groups.items() if '+' not in g for c in t.values()) / 60:.1f} min of training"]
     return "\n".join(lines) + "\n"

@@ -55,7 +55,13 @@ def load_babi(arg: str, *, data_dir=None, variant: str = "en", memory_size: int 
     if vocab.unknown:
         print(f"{sum(vocab.unknown.values())} words not in the vocabulary were read as <unk>: "
               f"{', '.join(sorted(vocab.unknown)[:10])}", file=sys.stderr)
-    sizes = {"vocab_size": len(vocab), "num_classes": len(vocab), "memory_size": memory_size}
+    train = examples["train"]
+    sizes = {
+        "vocab_size": len(vocab), "num_classes": len(vocab), "memory_size": memory_size,
+        # as the official release sizes its memory and position weights from the training data
+        "memory_slots": min(memory_size, max(len(example.story) for example in train)),
+        "sentence_size": 1 + max(len(words) for example in train for words in [example.question, *example.story]),
+    }
     return TaskData(f"babi:{arg}", tensors, vocab, sizes, examples, skipped)
 
 

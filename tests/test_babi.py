@@ -169,3 +169,10 @@ def test_real_data_has_1000_questions_per_split():
         assert len(splits["train"]) + len(splits["valid"]) == 1000 and len(splits["test"]) == 1000
         for example in splits["test"][:200]:
             assert all(0 <= fact < len(example.story) for fact in example.supporting)
+
+
+def test_memory_capacity_and_sentence_width_come_from_the_training_stories(babi_dir):
+    # fixture stories: up to 4 statements of 5 words ("mary went to the kitchen"), questions of 3
+    assert load("babi:1", data_dir=babi_dir).sizes | {"vocab_size": 0, "num_classes": 0} == {
+        "vocab_size": 0, "num_classes": 0, "memory_size": 50, "memory_slots": 4, "sentence_size": 6}
+    assert load("babi:1", data_dir=babi_dir, memory_size=3).sizes["memory_slots"] == 3

@@ -43,6 +43,19 @@ def test_joint_runs_are_chosen_as_one_model(tmp_path):
     assert rows[1]["best"] == 2.0 and rows[2]["best"] == 10.0  # both from seed 1, the best on all of valid
 
 
+def test_settings_run_side_by_side_are_pooled_and_chosen_per_task(tmp_path):
+    root = tmp_path / "bench"
+    for spec, valid in [("memn2n-pe-ls-rn", 2.0), ("memn2n-rpe-ls-rn", 1.0)]:  # task 1: rpe wins by valid
+        fake_run(root, spec, "en-per-task", "task-1", 0, valid, 10 * valid)
+    for spec, valid in [("memn2n-pe-ls-rn", 1.0), ("memn2n-rpe-ls-rn", 3.0)]:  # task 2: pe wins
+        fake_run(root, spec, "en-per-task", "task-2", 0, valid, 10 * valid)
+    markdown = write_report(root)
+    rows = [row for row in json.loads((root / "results.json").read_text())["rows"] if "+" in row["group"]]
+    assert [(row["task"], row["best"]) for row in rows] == [(1, 10.0), (2, 10.0)]
+    assert rows[0]["group"] == "memn2n-pe-ls-rn+rpe-ls-rn en per-task"
+    assert "| 1 | 20.0 | 20.0 ± 0.0 | 10.0 | 10.0 ± 0.0 | 10.0 | 15.0 ± 7.1 | memn2n-rpe-ls-rn | 0.0 |" in markdown.splitlines()
+
+
 def test_an_interrupted_benchmark_resumes_without_redoing_runs(babi_dir, tmp_path, monkeypatch):
     args = dict(name="b", models=["memn2n"], tasks="1", repeats=3, data_dir=babi_dir, results=tmp_path,
                 workers=1, overrides={"epochs": 2})

@@ -29,9 +29,11 @@ def test_attention_sums_to_one_on_valid_slots_and_is_zero_on_padding(tying, enco
     torch.testing.assert_close(out.attention.sum(-1), torch.ones(2, 3))
 
 
-def test_one_hop_equals_a_hand_computation():
+@pytest.mark.parametrize("memory_slots", [0, 6])
+def test_one_hop_equals_a_hand_computation(memory_slots):
     torch.manual_seed(0)
-    model = MemN2N(MemN2NConfig(vocab_size=8, hops=1, dim=5, encoding="bow", temporal=True, memory_size=4))
+    model = MemN2N(MemN2NConfig(vocab_size=8, hops=1, dim=5, encoding="bow", temporal=True, memory_size=4,
+                                memory_slots=memory_slots))
     batch = tiny_batch()
     A, C = model.words[0].weight.detach().numpy(), model.words[1].weight.detach().numpy()
     TA, TC = model.times[0].weight.detach().numpy(), model.times[1].weight.detach().numpy()
@@ -45,12 +47,32 @@ def test_one_hop_equals_a_hand_computation():
             t = batch["time"][i, slot].item()
             keys.append(sum(A[word] for word in sentence) + TA[t])
             values.append(sum(C[word] for word in sentence) + TC[t])
+        empty = max(0, memory_slots - len(keys)) if memory_slots else 0  # unfilled slots: zero key and value
+        keys += [np.zeros(5)] * empty
+        values += [np.zeros(5)] * empty
         scores = np.array([u @ key for key in keys])
         p = np.exp(scores - scores.max()) / np.exp(scores - scores.max()).sum()
         o = sum(weight * value for weight, value in zip(p, values))
         expected = (o + u) @ C.T  # W^T = C^K
         np.testing.assert_allclose(logits[i, 1:], expected[1:], rtol=1e-5, atol=1e-6)
         assert logits[i, 0] == -np.inf  # PAD is never an answer
+
+
+def test_empty_memories_take_weight_from_the_sentences_and_read_nothing():
+    torch.manual_seed(0)
+    batch = tiny_batch()
+    sentences = batch["memory_mask"].sum(1)  # (2,)
+    masked = MemN2N(MemN2NConfig(vocab_size=8, hops=2, dim=6))
+    slotted = MemN2N(MemN2NConfig(vocab_size=8, hops=2, dim=6, memory_slots=int(sentences.max()) + 3))
+    slotted.load_state_dict(masked.state_dict())
+    attention = slotted(batch).attention  # (2, hops, 4)
+    assert torch.all(attention[~batch["memory_mask"][:, None, :].expand_as(attention)] == 0)  # padding: still nothing
+    assert torch.all(attention.sum(-1) < 1)  # the rest went to the empty slots
+    # a story that fills every slot has no empty memory: the same read as the masked model
+    full = MemN2N(MemN2NConfig(vocab_size=8, hops=2, dim=6, memory_slots=int(sentences.max())))
+    full.load_state_dict(masked.state_dict())
+    longest = sentences == sentences.max()
+    torch.testing.assert_close(full(batch).logits[longest], masked(batch).logits[longest])
 
 
 def test_adjacent_tying_shares_matrices_between_hops():

@@ -4,7 +4,8 @@ Shape legend: b batch, m memory slots (sentences), w words per sentence, q words
 d embedding size, V vocabulary, T time slots, k hops.
 
 One hop (sec. 2.1): memory keys m_i = sum_j A x_ij + T_A(i) and values c_i = sum_j C x_ij + T_C(i);
-p = softmax(u . m_i) over the valid slots, o = sum_i p_i c_i, and u <- u + o (or H u + o).
+p = softmax(u . m_i) over the story's sentences and the memory's empty slots, o = sum_i p_i c_i,
+and u <- u + o (or H u + o).
 The answer is softmax(W (o^K + u^K)).
 
 Paper options (sec. 2.2, 4.1, 4.2): bag-of-words or position encoding of sentences, temporal
@@ -33,11 +34,13 @@ class MemN2NConfig:
     dim: int = 20  # embedding size d: 20 per task, 50 joint (sec. 4.2)
     encoding: str = "position"  # "bow" sums word vectors; "position" weights them by place (sec. 4.1);
     # "position-release": the official release's weights, near 1 with a gentle slope (see release_position_encoding)
-    sentence_size: int = 12  # J of "position-release": the widest sentence expected (bAbI: 11 words) + 1
+    sentence_size: int = 12  # J of "position-release": the data's longest sentence or question + 1, as in the release
     temporal: bool = True  # add learned vectors by recency to keys and values (sec. 4.1)
     tying: str = "adjacent"  # "adjacent": A^(k+1) = C^k, B = A^1, W^T = C^K; "layerwise": shared A, C and a map H
     relu: bool = False  # ReLU on the controller state between hops (layerwise only; the 10k table)
     memory_size: int = DEFAULT_MEMORY_SIZE  # most recent sentences kept; sizes the temporal table
+    memory_slots: int = 0  # capacity: the data's longest story (at most memory_size); the slots a story
+    # leaves unused are empty memories in every hop's softmax (see `forward`); 0: none
     init_std: float = 0.1  # weights from N(0, 0.1) (sec. 4.2)
 
     def __post_init__(self):
@@ -133,10 +136,14 @@ class MemN2N(nn.Module):
                     memories[words] = memories[words] + times(batch["time"])
             return memories[words]
 
+        # The memory has `memory_slots` slots; those no sentence fills hold zero vectors and still take
+        # part in the softmax, as in the official release. Reading them is reading nothing: yes/no
+        # tasks (6, 9, 10) need it to say "no" (test error 18% -> 7% on task 6 with it).
+        empty = (self.config.memory_slots - mask.sum(1)).clamp(min=0) if self.config.memory_slots else None  # (b,)
         attention = []
         for hop in range(self.config.hops):
             A, C, T_A, T_C = self.hop_tables(hop)
-            read = address(u[:, None], memory(A, T_A), memory(C, T_C), mask, softmax=self.use_softmax)
+            read = address(u[:, None], memory(A, T_A), memory(C, T_C), mask, empty=empty, softmax=self.use_softmax)
             u = u + read.value[:, 0] if self.config.tying == "adjacent" else self.H(u) + read.value[:, 0]  # (b, d)
             if self.config.relu:
                 u = torch.relu(u)
