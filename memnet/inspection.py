@@ -51,8 +51,8 @@ def load_run(run_dir: str | Path, data_dir=None) -> Run:
     if data_dir is not None:
         options["data_dir"] = str(data_dir)
     data = load(saved["task"], vocab=Vocab.from_state_dict(saved["vocab"]), **options)
-    fields = {key: value for key, value in saved["model_config"].items() if key not in data.sizes}
-    model = build_model(saved["model_name"], model_config(saved["model_name"], data.sizes, fields))
+    # the saved config, whole: a run's sizes are what it was trained with, even if the data or defaults moved on
+    model = build_model(saved["model_name"], model_config(saved["model_name"], {}, saved["model_config"]))
     model.load_state_dict(saved["model"])
     model.eval()
     summary_path = checkpoint.parent / "summary.json"

@@ -168,3 +168,11 @@ def test_padding_word_has_zero_vector_and_no_gradient():
 def test_bad_options_say_what_is_valid(bad, message):
     with pytest.raises(ValueError, match=message):
         MemN2NConfig(vocab_size=8, **bad)
+
+
+def test_an_option_wins_over_the_size_the_data_gives():
+    from memnet.models import model_config
+
+    sizes = {"vocab_size": 8, "memory_slots": 5, "sentence_size": 7}
+    assert model_config("memn2n", sizes, {}).memory_slots == 5
+    assert model_config("memn2n", sizes, {"memory_slots": 0}).memory_slots == 0  # empty memories off

@@ -37,8 +37,7 @@ def test_checkpoint_loads_safely_and_predicts_the_same(babi_dir, tmp_path):
     run(babi_dir, tmp_path / "run")
     saved = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)  # no arbitrary pickles
     data = load("babi:1", data_dir=babi_dir, variant="en", vocab=Vocab.from_state_dict(saved["vocab"]))
-    model = build_model(saved["model_name"], model_config(saved["model_name"], data.sizes, {
-        k: v for k, v in saved["model_config"].items() if k not in data.sizes}))
+    model = build_model(saved["model_name"], model_config(saved["model_name"], {}, saved["model_config"]))
     model.load_state_dict(saved["model"])
     reloaded = evaluate(model, data.splits["test"])
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())

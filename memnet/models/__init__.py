@@ -22,8 +22,9 @@ MODELS = {
 def model_config(name: str, sizes: dict, options: dict):
     """The config of model `name` for a task with `sizes`, with user `options` on top.
 
-    Sizes the model does not take are ignored; an option it does not take is an error that lists
-    the ones it has.
+    Sizes the model does not take are ignored; an option wins over a size of the same name
+    (`-o memory_slots=0` turns off empty memories); an option the model does not take is an error
+    that lists the ones it has.
     """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
@@ -32,7 +33,7 @@ def model_config(name: str, sizes: dict, options: dict):
     unknown = sorted(set(options) - fields)
     if unknown:
         raise ValueError(f"model {name!r} has no option {', '.join(unknown)}; its options are {', '.join(sorted(fields))}")
-    return config_class(**{key: value for key, value in sizes.items() if key in fields}, **options)
+    return config_class(**{**{key: value for key, value in sizes.items() if key in fields}, **options})
 
 
 def build_model(name: str, config) -> nn.Module:
