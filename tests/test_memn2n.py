@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from memnet.addressing import address
+from memnet.models import model_config
 from memnet.models.memn2n import MemN2N, MemN2NConfig, position_encoding, release_position_encoding
 from tasks.babi_tensors import add_time_noise
 from tests.conftest import tiny_babi_batch
@@ -171,8 +172,6 @@ def test_bad_options_say_what_is_valid(bad, message):
 
 
 def test_an_option_wins_over_the_size_the_data_gives():
-    from memnet.models import model_config
-
     sizes = {"vocab_size": 8, "memory_slots": 5, "sentence_size": 7}
     assert model_config("memn2n", sizes, {}).memory_slots == 5
     assert model_config("memn2n", sizes, {"memory_slots": 0}).memory_slots == 0  # empty memories off
