@@ -16,6 +16,10 @@ PRESETS = {
         "model": {"encoding": "position", "dim": 50},
         "train": {"linear_start": 30, "random_noise": True, "epochs": 60, "lr_halve_every": 15},
     },
+    "rpe-ls-rn-joint": {
+        "model": {"encoding": "position-release", "dim": 50},
+        "train": {"linear_start": 30, "random_noise": True, "epochs": 60, "lr_halve_every": 15},
+    },
     "pe-ls-lw-joint": {
         "model": {"encoding": "position", "dim": 50, "tying": "layerwise"},
         "train": {"linear_start": 30, "epochs": 60, "lr_halve_every": 15},

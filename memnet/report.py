@@ -19,7 +19,7 @@ FAILED_ABOVE = 5.0  # a task "fails" when its test error is above 5% (the paper'
 SIZES = {"en": "1k", "en-valid": "1k", "en-10k": "10k", "en-valid-10k": "10k"}
 # our presets that stand for a paper column under another name: the release's position weights are
 # the paper's PE LS RN as the official code ran it
-SAME_COLUMN = {"rpe-ls-rn": "pe-ls-rn"}
+SAME_COLUMN = {"rpe-ls-rn": "pe-ls-rn", "rpe-ls-rn-joint": "pe-ls-rn-joint"}
 
 
 def read_runs(root: Path) -> dict[str, list[dict]]:
