@@ -2,7 +2,8 @@
 
     python scripts/attention_figures.py results/babi-1k-memn2n results/babi-1k-baselines --tasks 2,3,16,19 --data-dir DIR
 
-For each `--tasks` task, the best MemN2N run (lowest validation error) draws the first test story
+For each `--tasks` task, the best MemN2N run (lowest validation error; of the pooled group where
+settings were run side by side) draws the first test story
 that has all its supporting facts in memory, as a PNG heatmap; they share one HTML page. For every
 task and every model with attention (MemN2N, the attentive reader) in the benchmarks, the best
 run's supporting-fact report (per hop, how often the top sentence is a supporting fact) goes in
@@ -37,8 +38,14 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     record, examples, lines = {"benches": args.benches, "figures": {}, "support": []}, [], []
     for bench in args.benches:
-        for row in read_json(Path(bench) / "results.json")["rows"]:
+        rows = read_json(Path(bench) / "results.json")["rows"]
+        # where settings were pooled (memn2n-A+B), the pooled choice stands for them
+        pooled = {row["group"].split(" ", 1)[1] for row in rows if "+" in row["group"].split(" ")[0]}
+        for row in rows:
             if not row["group"].startswith(("memn2n", "attentive")) or " per-task" not in row["group"]:
+                continue
+            spec, data = row["group"].split(" ", 1)
+            if spec.startswith("memn2n") and "+" not in spec and data in pooled:
                 continue
             run = load_run(Path(bench) / row["best_run"], args.data_dir)
             shares = split_support(run, "test")["all"]
