@@ -161,6 +161,6 @@ def render(root: Path, groups: dict[str, dict[int, dict]]) -> str:
                   f"- command: `{last['command']}`", f"- code version: `{last['code_version']}`",
                   f"- device of the runs: {', '.join(sorted({c['device'] for t in groups.values() for c in t.values()}))}",
                   f"- libraries: {json.dumps(last['libraries'])}, Python {last['python']}",
-                  seeds_line(groups, bench.get("repeats", 1)),
+                  seeds_line({g: t for g, t in groups.items() if "+" not in g}, bench.get("repeats", 1)),
                   f"- wall time of all runs: {sum(c['seconds'] for g, t in groups.items() if '+' not in g for c in t.values()) / 60:.1f} min of training"]
     return "\n".join(lines) + "\n"
