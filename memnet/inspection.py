@@ -79,6 +79,8 @@ def attend(run: Run, split: str, indices: list[int]) -> list[dict]:
             "predicted": vocab.words[out.logits[row].argmax().item()],
             "supporting": sorted(supporting),
             "attention": out.attention[row, :, : len(sentences)].tolist(),  # (hops, sentences)
+            # MemN2N's empty memories take the rest of each hop's weight: a read of nothing
+            "empty": (1 - out.attention[row].sum(-1)).clamp(min=0).tolist(),  # (hops,)
         })
     return shown
 
@@ -127,6 +129,11 @@ def bar(weight: float, width: int = 10) -> str:
     return (BAR[-1] * (eighths // 8) + (BAR[eighths % 8] if eighths % 8 else "")).ljust(width)
 
 
+def shows_empty(example: dict) -> bool:
+    """Whether a hop put visible weight on empty memories (so a row for them is worth showing)."""
+    return max(example.get("empty", [0.0])) >= 0.005
+
+
 def render_terminal(example: dict) -> str:
     hops = len(example["attention"])
     lines = [f"example {example['index']} (task {example['task']}, {example['source']})",
@@ -135,6 +142,8 @@ def render_terminal(example: dict) -> str:
         cells = "".join(f"{bar(example['attention'][h][slot])} {example['attention'][h][slot]:.2f}  " for h in range(hops))
         mark = "*" if slot in example["supporting"] else " "
         lines.append(f"{slot + 1:>3} {mark}{cells}{sentence}")
+    if shows_empty(example):
+        lines.append("     " + "".join(f"{bar(weight)} {weight:.2f}  " for weight in example["empty"]) + "(empty memories: read nothing)")
     verdict = "right" if example["predicted"] == example["answer"] else "WRONG"
     lines += [f"question: {example['question']}?",
               f"predicted: {example['predicted']}   true: {example['answer']}   ({verdict})"]
@@ -160,6 +169,10 @@ def render_html(examples: list[dict], title: str) -> str:
                 f"<td class='w' style='background:rgba(220,50,30,{weight:.3f})'>{weight:.2f}</td>"
                 f"<td>{'★ ' if slot in example['supporting'] else ''}{html.escape(sentence)}</td></tr>"
                 for slot, (sentence, weight) in enumerate(zip(example["sentences"], weights)))
+            if shows_empty(example):
+                weight = example["empty"][hop]
+                rows += (f"<tr><td class='w' style='background:rgba(220,50,30,{weight:.3f})'>{weight:.2f}</td>"
+                         "<td><i>(empty memories: read nothing)</i></td></tr>")
             parts.append(f"<table><tr><th colspan=2>hop {hop + 1}</th></tr>{rows}</table>")
     parts.append("</body></html>")
     return "\n".join(parts)
@@ -189,6 +202,9 @@ def render_png(example: dict, path: str | Path) -> None:
     plt = pyplot()
     weights = torch.tensor(example["attention"]).T  # (sentences, hops)
     labels = [("★ " if slot in example["supporting"] else "") + sentence for slot, sentence in enumerate(example["sentences"])]
+    if shows_empty(example):
+        weights = torch.cat([weights, torch.tensor(example["empty"])[None]])
+        labels.append("(empty memories)")
     figure, axes = plt.subplots(figsize=(3 + 0.9 * weights.shape[1] + 0.07 * max(map(len, labels)), 1.2 + 0.3 * len(labels)))
     image = axes.imshow(weights, cmap="Reds", vmin=0, vmax=1, aspect="auto")
     axes.set_xticks(range(weights.shape[1]), [f"hop {h + 1}" for h in range(weights.shape[1])])

@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 
-from memnet.inspection import RunNotFound, load_run, support_report
+from memnet.inspection import RunNotFound, load_run, render_html, render_terminal, support_report
 from memnet.train import TrainConfig, train_run
 from tasks.registry import load
 
@@ -31,6 +31,16 @@ def test_terminal_html_and_png(trained, tmp_path):
     page = (tmp_path / "a.html").read_text()
     assert page.count("<table>") == 2 and "★" in page and "rgba(220,50,30," in page
     assert (tmp_path / "a.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_weight_on_empty_memories_is_shown_as_its_own_row():
+    example = {"index": 0, "task": 6, "source": "test", "sentences": ["mary went to the office"], "supporting": [0],
+               "question": "is mary in the garden", "answer": "no", "predicted": "no",
+               "attention": [[0.25], [0.5]], "empty": [0.75, 0.5]}
+    row = render_terminal(example).splitlines()[3]  # after the header and the one sentence
+    assert row.endswith("(empty memories: read nothing)") and "0.75" in row and "0.50" in row
+    assert render_html([example], "t").count("(empty memories: read nothing)") == 2  # one row per hop
+    assert "empty" not in render_terminal({**example, "attention": [[1.0], [1.0]], "empty": [0.0, 0.0]})
 
 
 def test_report_command(trained):
