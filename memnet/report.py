@@ -44,6 +44,11 @@ def read_runs(root: Path) -> dict[str, list[dict]]:
     return groups
 
 
+def is_pooled(group: str) -> bool:
+    """Whether a group ("spec variant mode") pools several settings (see `pooled`)."""
+    return "+" in group.split(" ")[0]
+
+
 def pooled(groups: dict[str, list[dict]]) -> dict[str, list[dict]]:
     """MemN2N settings run side by side on the same data pooled into one group, "memn2n-A+B variant mode",
     so that the setting too is chosen per task by validation error, with the seed."""
@@ -119,7 +124,7 @@ def render(root: Path, groups: dict[str, dict[int, dict]]) -> str:
         n = str(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"  # seeds may differ per task mid-benchmark
         columns.append((f"ours: {group}, best of {n} (by valid)", {t: c["best"] for t, c in table.items()}))
         columns.append((f"ours: {group}, mean ± std over {n}", {t: f"{c['mean']:.1f} ± {c['std']:.1f}" for t, c in table.items()}))
-        if "+" in group.split(" ")[0]:  # a pooled group: which setting won each task
+        if is_pooled(group):  # which setting won each task
             columns.append((f"ours: {group}, setting chosen", {t: Path(c["best_run"]).parts[1] for t, c in table.items()}))
         key = published_column(group)
         if key and key not in published:
@@ -129,7 +134,7 @@ def render(root: Path, groups: dict[str, dict[int, dict]]) -> str:
     lines = [f"# {root.name}", "", "Test error (%) on bAbI. Columns marked *published* are the paper's numbers, not ours.",
              "Ours: the run with the lowest validation error among N seeds (as the paper, which chose by training error),",
              "and the mean ± standard deviation over the N seeds. A task fails when its error is above 5%.", ""]
-    if any("+" in group.split(" ")[0] for group in groups):
+    if any(map(is_pooled, groups)):
         lines[-1:-1] = ["A group named A+B pools the runs of settings A and B, so the setting too is chosen per task by validation error."]
     lines.append("| task | " + " | ".join(title for title, _ in columns) + " |")
     lines.append("|---" * (len(columns) + 1) + "|")
@@ -161,6 +166,6 @@ def render(root: Path, groups: dict[str, dict[int, dict]]) -> str:
                   f"- command: `{last['command']}`", f"- code version: `{last['code_version']}`",
                   f"- device of the runs: {', '.join(sorted({c['device'] for t in groups.values() for c in t.values()}))}",
                   f"- libraries: {json.dumps(last['libraries'])}, Python {last['python']}",
-                  seeds_line({g: t for g, t in groups.items() if "+" not in g}, bench.get("repeats", 1)),
-                  f"- wall time of all runs: {sum(c['seconds'] for g, t in groups.items() if '+' not in g for c in t.values()) / 60:.1f} min of training"]
+                  seeds_line({g: t for g, t in groups.items() if not is_pooled(g)}, bench.get("repeats", 1)),
+                  f"- wall time of all runs: {sum(c['seconds'] for g, t in groups.items() if not is_pooled(g) for c in t.values()) / 60:.1f} min of training"]
     return "\n".join(lines) + "\n"

@@ -17,6 +17,7 @@ import torch
 
 from memnet.inspection import attend, load_run, render_html, render_png, split_support
 from memnet.records import environment, read_json, write_atomic, write_json
+from memnet.report import is_pooled
 
 
 def first_full_story(run, split: str = "test", least: int = 4) -> int:
@@ -40,12 +41,12 @@ def main() -> None:
     for bench in args.benches:
         rows = read_json(Path(bench) / "results.json")["rows"]
         # where settings were pooled (memn2n-A+B), the pooled choice stands for them
-        pooled = {row["group"].split(" ", 1)[1] for row in rows if "+" in row["group"].split(" ")[0]}
+        pooled = {row["group"].split(" ", 1)[1] for row in rows if is_pooled(row["group"])}
         for row in rows:
             if not row["group"].startswith(("memn2n", "attentive")) or " per-task" not in row["group"]:
                 continue
             spec, data = row["group"].split(" ", 1)
-            if spec.startswith("memn2n") and "+" not in spec and data in pooled:
+            if spec.startswith("memn2n") and not is_pooled(row["group"]) and data in pooled:
                 continue
             run = load_run(Path(bench) / row["best_run"], args.data_dir)
             shares = split_support(run, "test")["all"]
