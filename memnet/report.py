@@ -99,7 +99,9 @@ def write_report(root: str | Path) -> str:
     writer.writeheader()
     writer.writerows(rows)
     write_atomic(root / "results.csv", buffer.getvalue())
-    markdown = render(root, groups)
+    # each run once: a joint run reports every task, and a pooled group repeats its members' runs
+    seconds = sum({run["run"]: run["seconds"] for group_runs in runs.values() for run in group_runs}.values())
+    markdown = render(root, groups, seconds)
     write_atomic(root / "summary.md", markdown)
     return markdown
 
@@ -116,7 +118,7 @@ def seeds_line(groups: dict[str, dict[int, dict]], asked: int) -> str:
             "re-running it finishes any missing); every finished run's config, metrics and summary are under `runs/`")
 
 
-def render(root: Path, groups: dict[str, dict[int, dict]]) -> str:
+def render(root: Path, groups: dict[str, dict[int, dict]], seconds: float) -> str:
     bench = read_json(root / "bench.json") if (root / "bench.json").exists() else {}
     columns, published = [], []
     for group, table in groups.items():
@@ -167,5 +169,5 @@ def render(root: Path, groups: dict[str, dict[int, dict]]) -> str:
                   f"- device of the runs: {', '.join(sorted({c['device'] for t in groups.values() for c in t.values()}))}",
                   f"- libraries: {json.dumps(last['libraries'])}, Python {last['python']}",
                   seeds_line({g: t for g, t in groups.items() if not is_pooled(g)}, bench.get("repeats", 1)),
-                  f"- wall time of all runs: {sum(c['seconds'] for g, t in groups.items() if not is_pooled(g) for c in t.values()) / 60:.1f} min of training"]
+                  f"- wall time of all runs: {seconds / 60:.1f} min of training"]
     return "\n".join(lines) + "\n"

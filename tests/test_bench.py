@@ -9,10 +9,10 @@ from memnet.records import write_json
 from memnet.report import write_report
 
 
-def fake_run(root, spec, data, label, seed, valid, test, per_task=None):
+def fake_run(root, spec, data, label, seed, valid, test, per_task=None, seconds=1.0):
     run = root / "runs" / spec / data / label / f"seed-{seed}"
     summary = {"test_error": {"all": test, **(per_task or {})}, "valid_error": {"all": valid},
-               "train_error": {"all": 0.0}, "seed": seed, "device": "cpu: test", "seconds": 1.0}
+               "train_error": {"all": 0.0}, "seed": seed, "device": "cpu: test", "seconds": seconds}
     write_json(run / "summary.json", summary)
 
 
@@ -36,11 +36,14 @@ def test_table_keeps_the_best_by_validation_and_reports_spread(tmp_path):
 
 def test_joint_runs_are_chosen_as_one_model(tmp_path):
     root = tmp_path / "bench"
-    fake_run(root, "memn2n-pe-ls-rn-joint", "en-joint", "joint", 0, 4.0, 5.0, {"1": 0.0, "2": 10.0})
-    fake_run(root, "memn2n-pe-ls-rn-joint", "en-joint", "joint", 1, 3.0, 6.0, {"1": 2.0, "2": 10.0})
-    write_report(root)
+    fake_run(root, "memn2n-pe-ls-rn-joint", "en-joint", "joint", 0, 4.0, 5.0, {"1": 0.0, "2": 10.0}, seconds=60)
+    fake_run(root, "memn2n-pe-ls-rn-joint", "en-joint", "joint", 1, 3.0, 6.0, {"1": 2.0, "2": 10.0}, seconds=60)
+    write_json(root / "bench.json", {"repeats": 2, "invocations": [
+        {"command": "memnet bench", "code_version": "abc", "libraries": {}, "python": "3"}]})
+    markdown = write_report(root)
     rows = {row["task"]: row for row in json.loads((root / "results.json").read_text())["rows"]}
     assert rows[1]["best"] == 2.0 and rows[2]["best"] == 10.0  # both from seed 1, the best on all of valid
+    assert "wall time of all runs: 2.0 min" in markdown  # each run once, not once per task it reports
 
 
 def test_settings_run_side_by_side_are_pooled_and_chosen_per_task(tmp_path):
