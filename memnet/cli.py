@@ -167,7 +167,7 @@ def add_inspect_parser(commands) -> None:
     parser.add_argument("--count", type=int, help="how many examples to show (default 1; with --html 5)")
     parser.add_argument("--html", metavar="FILE", help="write a self-contained HTML page")
     parser.add_argument("--png", metavar="FILE", help="write a heatmap of the first example")
-    parser.add_argument("--report", action="store_true", help="per task and hop: how often the top sentence is a supporting fact")
+    parser.add_argument("--report", action="store_true", help="per task and hop: how often the top sentence is a supporting fact (a hop on the empty memories is a miss)")
     parser.add_argument("--data-dir", help="read the task data from here instead of where the run was trained")
     parser.set_defaults(run=run_inspect)
 

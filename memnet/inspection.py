@@ -263,10 +263,12 @@ def support_report(attention: torch.Tensor, supporting: torch.Tensor, task: torc
     """Per task (and 'all'), per hop: the fraction of examples whose most-attended slot is a supporting fact.
 
     attention (n, hops, m), supporting (n, s) slots with -1 for none, task (n,). Examples with no
-    supporting fact in memory are left out.
+    supporting fact in memory are left out. MemN2N's empty memories hold the weight missing from a
+    row; a hop that puts more on them than on any sentence read nothing, so it counts as a miss.
     """
-    top = attention.argmax(-1)  # (n, hops)
-    hit = (top[:, :, None] == supporting[:, None, :]).any(-1)  # (n, hops)
+    top_weight, top = attention.max(-1)  # (n, hops)
+    reads_a_sentence = top_weight >= 1 - attention.sum(-1)
+    hit = (top[:, :, None] == supporting[:, None, :]).any(-1) & reads_a_sentence  # (n, hops)
     has_support = (supporting >= 0).any(-1)  # (n,)
     report = {}
     for name, rows in [("all", has_support)] + [(str(t), has_support & (task == t)) for t in sorted(set(task.tolist()))]:
@@ -278,7 +280,8 @@ def support_report(attention: torch.Tensor, supporting: torch.Tensor, task: torc
 def run_report(run: Run, split: str) -> dict[str, list[float]]:
     report = split_support(run, split)
     write_json(run.path / f"attention_report_{split}.json", report)
-    lines = [f"Share of {split} questions whose most-attended sentence is a supporting fact, per hop", "",
+    lines = [f"Share of {split} questions whose most-attended sentence is a supporting fact, per hop "
+             "(a hop that weighs the empty memories above every sentence counts as a miss)", "",
              "| task | " + " | ".join(f"hop {h + 1}" for h in range(len(report["all"]))) + " |",
              "|---" * (len(report["all"]) + 1) + "|"]
     lines += [f"| {task} | " + " | ".join(f"{100 * v:.1f}%" for v in values) + " |" for task, values in report.items()]

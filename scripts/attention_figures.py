@@ -6,7 +6,8 @@ For each `--tasks` task, the best MemN2N run (lowest validation error; of the po
 settings were run side by side) draws the first test story
 that has all its supporting facts in memory, as a PNG heatmap; they share one HTML page. For every
 task and every model with attention (MemN2N, the attentive reader) in the benchmarks, the best
-run's supporting-fact report (per hop, how often the top sentence is a supporting fact) goes in
+run's supporting-fact report (per hop, how often the top sentence is a supporting fact; a hop that
+weighs the empty memories above every sentence is a miss) goes in
 `support.md`. Needs the runs' checkpoints (kept beside the records, not committed).
 """
 
@@ -65,7 +66,8 @@ def main() -> None:
     record["environment"] = environment(torch.device("cpu"))
     write_json(out / "figures.json", record)
     write_atomic(out / "support.md", "Share of test questions whose most-attended sentence (per hop) is a supporting fact, "
-                                     "for the best run (by validation) of each task and model. The attentive reader reads once.\n\n"
+                                     "for the best run (by validation) of each task and model. A hop that weighs MemN2N's empty memories "
+                                     "above every sentence counts as a miss. The attentive reader reads once.\n\n"
                  + "\n".join(table) + f"\n\nMade by `{record['environment']['command']}` at code version "
                  f"`{record['environment']['code_version']}`.\n")
     print("\n".join(table))

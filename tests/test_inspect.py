@@ -60,6 +60,14 @@ def test_support_report_on_a_hand_made_case():
     assert report == {"all": [0.5, 1.0], "1": [1.0, 1.0], "2": [0.0, 1.0]}
 
 
+def test_support_report_counts_a_hop_on_the_empty_memories_as_a_miss():
+    attention = torch.tensor([[[0.3, 0.1], [0.2, 0.1]]])  # hop 1: 0.6 on empty memories; hop 2: 0.7
+    supporting = torch.tensor([[0]])
+    assert support_report(attention, supporting, torch.tensor([6])) == {"all": [0.0, 0.0], "6": [0.0, 0.0]}
+    attention = torch.tensor([[[0.5, 0.1], [0.2, 0.1]]])  # hop 1: the fact outweighs the empty share (0.4)
+    assert support_report(attention, supporting, torch.tensor([6]))["all"] == [1.0, 0.0]
+
+
 def test_missing_or_incomplete_run_is_a_clear_error(tmp_path):
     with pytest.raises(RunNotFound, match="no run directory"):
         load_run(tmp_path / "nope")
