@@ -86,14 +86,29 @@ def aggregate(runs: list[dict]) -> dict[int, dict]:
     return table
 
 
+def per_seed_totals(runs: list[dict]) -> list[tuple[float, int]]:
+    """(mean test error, failed tasks) of each seed that finished every task of the group.
+
+    A seed is one setting's seed (a pooled group holds a seed 0 of each of its settings)."""
+    tasks = {run["task"] for run in runs}
+    errors: dict[tuple[str, int], dict[int, float]] = {}
+    for run in runs:
+        errors.setdefault((Path(run["run"]).parts[1], run["seed"]), {})[run["task"]] = run["test"]
+    return [(statistics.fmean(by_task.values()), sum(error > FAILED_ABOVE for error in by_task.values()))
+            for by_task in errors.values() if set(by_task) == tasks]
+
+
 def write_report(root: str | Path) -> str:
     """Write summary.md, results.csv and results.json for the benchmark in `root`; return the markdown."""
     root = Path(root)
     runs = read_runs(root)
-    groups = {group: aggregate(group_runs) for group, group_runs in {**runs, **pooled(runs)}.items()}
+    all_runs = {**runs, **pooled(runs)}
+    groups = {group: aggregate(group_runs) for group, group_runs in all_runs.items()}
+    totals = {group: per_seed_totals(group_runs) for group, group_runs in all_runs.items()}
     rows = [{"group": group, "task": task, **{k: v for k, v in cell.items()}}
             for group, table in groups.items() for task, cell in table.items()]
-    write_json(root / "results.json", {"rows": rows, "published": {g: published_column(g) for g in groups}})
+    write_json(root / "results.json", {"rows": rows, "published": {g: published_column(g) for g in groups},
+                                       "per_seed": {g: [{"mean": mean, "failed": failed} for mean, failed in t] for g, t in totals.items()}})
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=["group", "task", "best", "best_valid", "mean", "std", "n", "seconds", "device", "best_run"])
     writer.writeheader()
@@ -101,7 +116,7 @@ def write_report(root: str | Path) -> str:
     write_atomic(root / "results.csv", buffer.getvalue())
     # each run once: a joint run reports every task, and a pooled group repeats its members' runs
     seconds = sum({run["run"]: run["seconds"] for group_runs in runs.values() for run in group_runs}.values())
-    markdown = render(root, groups, seconds)
+    markdown = render(root, groups, totals, seconds)
     write_atomic(root / "summary.md", markdown)
     return markdown
 
@@ -118,14 +133,19 @@ def seeds_line(groups: dict[str, dict[int, dict]], asked: int) -> str:
             "re-running it finishes any missing); every finished run's config, metrics and summary are under `runs/`")
 
 
-def render(root: Path, groups: dict[str, dict[int, dict]], seconds: float) -> str:
+def spread(values: list[float]) -> str:
+    return f"{statistics.fmean(values):.1f} ± {statistics.stdev(values) if len(values) > 1 else 0.0:.1f}"
+
+
+def render(root: Path, groups: dict[str, dict[int, dict]], totals: dict[str, list[tuple[float, int]]], seconds: float) -> str:
     bench = read_json(root / "bench.json") if (root / "bench.json").exists() else {}
     columns, published = [], []
     for group, table in groups.items():
         counts = sorted({cell["n"] for cell in table.values()})
         n = str(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"  # seeds may differ per task mid-benchmark
         columns.append((f"ours: {group}, best of {n} (by valid)", {t: c["best"] for t, c in table.items()}))
-        columns.append((f"ours: {group}, mean ± std over {n}", {t: f"{c['mean']:.1f} ± {c['std']:.1f}" for t, c in table.items()}))
+        spreads = {t: f"{c['mean']:.1f} ± {c['std']:.1f}" for t, c in table.items()}
+        columns.append((f"ours: {group}, mean ± std over {n}", {**spreads, "totals": totals[group]}))
         if is_pooled(group):  # which setting won each task
             columns.append((f"ours: {group}, setting chosen", {t: Path(c["best_run"]).parts[1] for t, c in table.items()}))
         key = published_column(group)
@@ -135,7 +155,8 @@ def render(root: Path, groups: dict[str, dict[int, dict]], seconds: float) -> st
         columns.append((f"published: {key} (Sukhbaatar et al. 2015)", PUBLISHED[key]))
     lines = [f"# {root.name}", "", "Test error (%) on bAbI. Columns marked *published* are the paper's numbers, not ours.",
              "Ours: the run with the lowest validation error among N seeds (as the paper, which chose by training error),",
-             "and the mean ± standard deviation over the N seeds. A task fails when its error is above 5%.", ""]
+             "and the mean ± standard deviation over the N seeds (in the mean and failed rows: of each seed's",
+             "mean error and failed-task count). A task fails when its error is above 5%.", ""]
     if any(map(is_pooled, groups)):
         lines[-1:-1] = ["A group named A+B pools the runs of settings A and B, so the setting too is chosen per task by validation error."]
     lines.append("| task | " + " | ".join(title for title, _ in columns) + " |")
@@ -151,8 +172,13 @@ def render(root: Path, groups: dict[str, dict[int, dict]], seconds: float) -> st
         if title.startswith("published"):
             mean_row.append(fmt(values["mean"]))
             failed_row.append(str(values["failed"]))
-        elif "mean ± std" in title or not complete:
-            mean_row.append(fmt(statistics.fmean(numbers)) + ("" if complete else f" ({len(numbers)} tasks)") if numbers and "±" not in title else "")
+        elif "mean ± std" in title:  # the spread of each seed's mean error and failed count
+            seeds = values["totals"]
+            count = "" if title.endswith(f"over {len(seeds)}") else f" ({len(seeds)} seed{'s' * (len(seeds) != 1)} with every task)"
+            mean_row.append(spread([mean for mean, _ in seeds]) + count if seeds else "")
+            failed_row.append(spread([failed for _, failed in seeds]) + count if seeds else "")
+        elif not complete:
+            mean_row.append(fmt(statistics.fmean(numbers)) + f" ({len(numbers)} tasks)" if numbers else "")
             failed_row.append("")
         else:
             mean_row.append(fmt(statistics.fmean(numbers)))
