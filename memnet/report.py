@@ -145,7 +145,8 @@ def render(root: Path, groups: dict[str, dict[int, dict]], totals: dict[str, lis
         n = str(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"  # seeds may differ per task mid-benchmark
         columns.append((f"ours: {group}, best of {n} (by valid)", {t: c["best"] for t, c in table.items()}))
         spreads = {t: f"{c['mean']:.1f} ± {c['std']:.1f}" for t, c in table.items()}
-        columns.append((f"ours: {group}, mean ± std over {n}", {**spreads, "totals": totals[group]}))
+        if counts[-1] > 1:  # a spread over one seed would only repeat it
+            columns.append((f"ours: {group}, mean ± std over {n}", {**spreads, "totals": totals[group]}))
         if is_pooled(group):  # which setting won each task
             columns.append((f"ours: {group}, setting chosen", {t: Path(c["best_run"]).parts[1] for t, c in table.items()}))
         key = published_column(group)
