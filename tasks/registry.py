@@ -53,7 +53,7 @@ def load_babi(arg: str, *, data_dir=None, variant: str = "en", memory_size: int 
     vocab = vocab or Vocab.build(examples["train"])  # test words never seen in training count as <unk>
     tensors = {split: encode(questions, vocab, memory_size) for split, questions in examples.items()}
     if vocab.unknown:
-        print(f"{sum(vocab.unknown.values())} words not in the vocabulary were read as <unk>: "
+        print(f"{sum(vocab.unknown.values())} token(s) outside the training vocabulary were read as <unk>: "
               f"{', '.join(sorted(vocab.unknown)[:10])}", file=sys.stderr)
     train = examples["train"]
     sizes = {
