@@ -47,11 +47,13 @@ def save_torch(path: str | Path, obj) -> None:
 
 
 def code_version() -> str:
-    """The git commit of the code that ran, with '+dirty' when it had uncommitted changes."""
+    """The git commit of the code that ran, with '+dirty' when it had uncommitted changes.
+
+    Changes under results/ do not count: a benchmark writes there while it runs."""
     repo = Path(__file__).resolve().parent.parent
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo, capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!results"], cwd=repo, capture_output=True, text=True).stdout.strip()
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown (not a git checkout)"
