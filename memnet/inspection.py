@@ -79,8 +79,7 @@ def attend(run: Run, split: str, indices: list[int]) -> list[dict]:
             "predicted": vocab.words[out.logits[row].argmax().item()],
             "supporting": sorted(supporting),
             "attention": out.attention[row, :, : len(sentences)].tolist(),  # (hops, sentences)
-            # MemN2N's empty memories take the rest of each hop's weight: a read of nothing
-            "empty": (1 - out.attention[row].sum(-1)).clamp(min=0).tolist(),  # (hops,)
+            "empty": empty_share(out.attention[row]).tolist(),  # (hops,)
         })
     return shown
 
@@ -127,6 +126,12 @@ def choose(run: Run, split: str, index: int | None, task: int | None, wrong: boo
 def bar(weight: float, width: int = 10) -> str:
     eighths = round(max(0.0, min(1.0, weight)) * width * 8)
     return (BAR[-1] * (eighths // 8) + (BAR[eighths % 8] if eighths % 8 else "")).ljust(width)
+
+
+def empty_share(attention: torch.Tensor) -> torch.Tensor:
+    """The weight each hop put on MemN2N's empty memories (a read of nothing): what its row of
+    attention over sentences (..., hops, m) leaves of 1."""
+    return (1 - attention.sum(-1)).clamp(min=0)
 
 
 def shows_empty(example: dict) -> bool:
@@ -267,7 +272,7 @@ def support_report(attention: torch.Tensor, supporting: torch.Tensor, task: torc
     row; a hop that puts more on them than on any sentence read nothing, so it counts as a miss.
     """
     top_weight, top = attention.max(-1)  # (n, hops)
-    reads_a_sentence = top_weight >= 1 - attention.sum(-1)
+    reads_a_sentence = top_weight >= empty_share(attention)
     hit = (top[:, :, None] == supporting[:, None, :]).any(-1) & reads_a_sentence  # (n, hops)
     has_support = (supporting >= 0).any(-1)  # (n,)
     report = {}
