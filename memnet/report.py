@@ -1,18 +1,35 @@
-"""Tables from run records: best of N by validation error, mean ± std over N, published columns beside.
+"""Every table under results/ made from its records: one builder per kind of results folder.
 
-Reads `<root>/runs/<model>/<variant>-<mode>/<task-N | joint>/seed-S/{config,summary}.json` and writes
-`<root>/summary.md`, `<root>/results.csv` and `<root>/results.json`. Nothing here is typed by hand:
-rerun `python scripts/make_tables.py <root>` to remake them from the records.
+    memnet report results                  rebuild every table under results/ from the records
+    memnet report results --check          write nothing; exit 1 naming each table that differs from its records
+    memnet report results/babi-1k-memn2n   one folder
+
+The kinds (`BUILDERS`; `kind_of` tells a folder's kind from the records it holds):
+
+    babi          runs/<model-spec>/<variant>-<mode>/<task-N | joint>/seed-S/summary.json, and bench.json
+                  -> summary.md, results.csv, results.json: per setting the best of N seeds by validation and
+                  the mean ± std over them, settings run side by side pooled after them, the paper's columns beside
+    faithfulness  faithfulness.json and runs/task-N/seed-S/summary.json (scripts/faithfulness.py), and the runs of
+                  the real-data benchmark beside it -> summary.md, results.json
+    timing        NAME.json written by scripts/time_run.py -> NAME.md
+
+A builder reads summary.json files and the folder layout, never config.json (its shape belongs to the
+training code), and returns {path: text} without writing, so `--check` and a rebuild see the same
+tables. The best run is always chosen by `memnet.selection.best_of`. Another kind of folder is one
+more function from a folder to {path: text}, an entry in `BUILDERS` and a line in `kind_of`.
 """
 
+import argparse
 import csv
 import io
 import json
 import statistics
+import sys
 from pathlib import Path
 
 from memnet.published import PUBLISHED
-from memnet.records import read_json, write_atomic, write_json
+from memnet.records import read_json, write_atomic
+from memnet.selection import RULE, best_of
 from tasks.babi import TASK_IDS
 
 FAILED_ABOVE = 5.0  # a task "fails" when its test error is above 5% (the paper's convention)
@@ -20,10 +37,22 @@ SIZES = {"en": "1k", "en-valid": "1k", "en-10k": "10k", "en-valid-10k": "10k"}
 # our presets that stand for a paper column under another name: the release's position weights are
 # the paper's PE LS RN as the official code ran it
 SAME_COLUMN = {"rpe-ls-rn": "pe-ls-rn", "rpe-ls-rn-joint": "pe-ls-rn-joint"}
+# how a pooled column chose: per task, or (joint training: one model answers every task) once
+POOLED = {"per-task": "pooled: per-task choice among settings by validation",
+          "joint": "pooled: one choice among settings by validation on all tasks"}
+FAITHFULNESS_RECORD = "faithfulness.json"  # written by scripts/faithfulness.py: its arguments and every command
+REAL_DATA_GROUP = "memn2n-pe-ls-rn en per-task"  # the real-data runs the faithfulness table stands beside
 
+
+def json_text(obj) -> str:
+    """JSON as memnet.records.write_json writes it."""
+    return json.dumps(obj, indent=2, sort_keys=False) + "\n"
+
+
+# ---- babi: benchmark folders written by memnet bench -------------------------------------------------------------
 
 def read_runs(root: Path) -> dict[str, list[dict]]:
-    """group name -> finished runs, each {task, seed, valid, test, seconds, device}; one entry per task a run reports."""
+    """group name -> finished runs, each {task, seed, setting, valid, test, seconds, device}; one entry per task a run reports."""
     groups: dict[str, list[dict]] = {}
     for summary_path in sorted((root / "runs").glob("*/*/*/seed-*/summary.json")):
         run_dir = summary_path.parent
@@ -36,7 +65,7 @@ def read_runs(root: Path) -> dict[str, list[dict]]:
         for task in tasks:
             key = "all" if mode == "per-task" else task
             groups.setdefault(group, []).append({
-                "task": int(task), "seed": summary["seed"], "run": str(run_dir.relative_to(root)),
+                "task": int(task), "seed": summary["seed"], "setting": spec, "run": str(run_dir.relative_to(root)),
                 "valid": summary["valid_error"].get(key, summary["valid_error"]["all"]),
                 "select_by": summary["valid_error"]["all"],  # joint: one model for all tasks, chosen on all of valid
                 "test": summary["test_error"][key], "seconds": summary["seconds"], "device": summary["device"],
@@ -51,7 +80,7 @@ def is_pooled(group: str) -> bool:
 
 def pooled(groups: dict[str, list[dict]]) -> dict[str, list[dict]]:
     """MemN2N settings run side by side on the same data pooled into one group, "memn2n-A+B variant mode",
-    so that the setting too is chosen per task by validation error, with the seed."""
+    so that the setting too is chosen by validation error (`memnet.selection`)."""
     by_data: dict[tuple[str, str], list[str]] = {}
     for group in groups:
         spec, variant, mode = group.split(" ")
@@ -72,13 +101,13 @@ def published_column(group: str) -> str | None:
 
 
 def aggregate(runs: list[dict]) -> dict[int, dict]:
-    """Per task: the best run by validation error (ties: lower seed), and mean/std of test error over runs."""
+    """Per task: the best run (`memnet.selection.best_of` on the validation error that chose it), and mean/std of test error over runs."""
     by_task: dict[int, list[dict]] = {}
     for run in runs:
         by_task.setdefault(run["task"], []).append(run)
     table = {}
     for task, task_runs in sorted(by_task.items()):
-        best = min(task_runs, key=lambda run: (run["select_by"], run["seed"]))
+        best = best_of(task_runs, valid=lambda run: run["select_by"])
         tests = [run["test"] for run in task_runs]
         table[task] = {"best": best["test"], "best_run": best["run"], "best_valid": best["valid"], "n": len(tests),
                        "mean": statistics.fmean(tests), "std": statistics.stdev(tests) if len(tests) > 1 else 0.0,
@@ -93,32 +122,39 @@ def per_seed_totals(runs: list[dict]) -> list[tuple[float, int]]:
     tasks = {run["task"] for run in runs}
     errors: dict[tuple[str, int], dict[int, float]] = {}
     for run in runs:
-        errors.setdefault((Path(run["run"]).parts[1], run["seed"]), {})[run["task"]] = run["test"]
+        errors.setdefault((run["setting"], run["seed"]), {})[run["task"]] = run["test"]
     return [(statistics.fmean(by_task.values()), sum(error > FAILED_ABOVE for error in by_task.values()))
             for by_task in errors.values() if set(by_task) == tasks]
+
+
+def babi_tables(root: Path) -> dict[Path, str]:
+    """summary.md, results.csv and results.json of the benchmark in `root`, from its run records."""
+    runs = read_runs(root)
+    all_runs = {**runs, **pooled(runs)}
+    groups = {group: aggregate(group_runs) for group, group_runs in all_runs.items()}
+    totals = {group: per_seed_totals(group_runs) for group, group_runs in all_runs.items()}
+    rows = [{"group": group, "task": task, **cell} for group, table in groups.items() for task, cell in table.items()]
+    results = {"rows": rows, "published": {g: published_column(g) for g in groups},
+               "per_seed": {g: [{"mean": mean, "failed": failed} for mean, failed in t] for g, t in totals.items()},
+               "selection": f"best: per task, the run with {RULE}" + ("; a joint run by its validation error over all tasks"
+                                                                        if any(g.endswith(" joint") for g in groups) else "")}
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=["group", "task", "best", "best_valid", "mean", "std", "n", "seconds", "device", "best_run"])
+    writer.writeheader()
+    writer.writerows(rows)
+    # each run once: a joint run reports every task, and a pooled group repeats its members' runs
+    seconds = sum({run["run"]: run["seconds"] for group_runs in runs.values() for run in group_runs}.values())
+    return {root / "summary.md": render(root, groups, totals, seconds), root / "results.csv": buffer.getvalue(),
+            root / "results.json": json_text(results)}
 
 
 def write_report(root: str | Path) -> str:
     """Write summary.md, results.csv and results.json for the benchmark in `root`; return the markdown."""
     root = Path(root)
-    runs = read_runs(root)
-    all_runs = {**runs, **pooled(runs)}
-    groups = {group: aggregate(group_runs) for group, group_runs in all_runs.items()}
-    totals = {group: per_seed_totals(group_runs) for group, group_runs in all_runs.items()}
-    rows = [{"group": group, "task": task, **{k: v for k, v in cell.items()}}
-            for group, table in groups.items() for task, cell in table.items()]
-    write_json(root / "results.json", {"rows": rows, "published": {g: published_column(g) for g in groups},
-                                       "per_seed": {g: [{"mean": mean, "failed": failed} for mean, failed in t] for g, t in totals.items()}})
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=["group", "task", "best", "best_valid", "mean", "std", "n", "seconds", "device", "best_run"])
-    writer.writeheader()
-    writer.writerows(rows)
-    write_atomic(root / "results.csv", buffer.getvalue())
-    # each run once: a joint run reports every task, and a pooled group repeats its members' runs
-    seconds = sum({run["run"]: run["seconds"] for group_runs in runs.values() for run in group_runs}.values())
-    markdown = render(root, groups, totals, seconds)
-    write_atomic(root / "summary.md", markdown)
-    return markdown
+    tables = babi_tables(root)
+    for path, text in tables.items():
+        write_atomic(path, text)
+    return tables[root / "summary.md"]
 
 
 def fmt(value: float | None) -> str:
@@ -137,50 +173,73 @@ def spread(values: list[float]) -> str:
     return f"{statistics.fmean(values):.1f} ± {statistics.stdev(values) if len(values) > 1 else 0.0:.1f}"
 
 
-def render(root: Path, groups: dict[str, dict[int, dict]], totals: dict[str, list[tuple[float, int]]], seconds: float) -> str:
-    bench = read_json(root / "bench.json") if (root / "bench.json").exists() else {}
+def seed_count(counts: list[int]) -> str:
+    """"5", or "3–5" where tasks finished different numbers of seeds (mid-benchmark)."""
+    counts = sorted(set(counts))
+    return str(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
+
+
+def babi_columns(groups: dict[str, dict[int, dict]], totals: dict[str, list[tuple[float, int]]]) -> list[dict]:
+    """The table's columns, each {title, kind, values}: every single setting's own columns first (best, spread),
+    then the pooled groups (best, spread, setting chosen), then the paper's."""
     columns, published = [], []
-    for group, table in groups.items():
-        counts = sorted({cell["n"] for cell in table.values()})
-        n = str(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"  # seeds may differ per task mid-benchmark
-        columns.append((f"ours: {group}, best of {n} (by valid)", {t: c["best"] for t, c in table.items()}))
-        spreads = {t: f"{c['mean']:.1f} ± {c['std']:.1f}" for t, c in table.items()}
-        if counts[-1] > 1:  # a spread over one seed would only repeat it
-            columns.append((f"ours: {group}, mean ± std over {n}", {**spreads, "totals": totals[group]}))
-        if is_pooled(group):  # which setting won each task
-            columns.append((f"ours: {group}, setting chosen", {t: Path(c["best_run"]).parts[1] for t, c in table.items()}))
+    for group in sorted(groups, key=is_pooled):  # stable: settings in record order, pooled after them all
+        table, mode = groups[group], group.split(" ")[2]
+        n = seed_count([cell["n"] for cell in table.values()])
+        label = f"; {POOLED[mode]}" if is_pooled(group) else ""
+        columns.append({"title": f"ours: {group}, best of {n} (by valid{label})", "kind": "best",
+                        "values": {t: c["best"] for t, c in table.items()}})
+        if max(cell["n"] for cell in table.values()) > 1:  # a spread over one seed would only repeat it
+            columns.append({"title": f"ours: {group}, mean ± std over {n}" + (" (pooled: every seed of every setting)" if label else ""),
+                            "kind": "spread", "n": n, "totals": totals[group],
+                            "values": {t: f"{c['mean']:.1f} ± {c['std']:.1f}" for t, c in table.items()}})
+        if label:  # which setting won each task
+            columns.append({"title": f"ours: {group}, setting chosen", "kind": "chosen",
+                            "values": {t: Path(c["best_run"]).parts[1] for t, c in table.items()}})
         key = published_column(group)
         if key and key not in published:
             published.append(key)
-    for key in published:
-        columns.append((f"published: {key} (Sukhbaatar et al. 2015)", PUBLISHED[key]))
+    columns += [{"title": f"published: {key} (Sukhbaatar et al. 2015)", "kind": "published", "values": PUBLISHED[key]}
+                for key in published]
+    return columns
+
+
+def render(root: Path, groups: dict[str, dict[int, dict]], totals: dict[str, list[tuple[float, int]]], seconds: float) -> str:
+    bench = read_json(root / "bench.json") if (root / "bench.json").exists() else {}
+    columns = babi_columns(groups, totals)
     lines = [f"# {root.name}", "", "Test error (%) on bAbI. Columns marked *published* are the paper's numbers, not ours.",
              "Ours: the run with the lowest validation error among N seeds (as the paper, which chose by training error),",
              "and the mean ± standard deviation over the N seeds (in the mean and failed rows: of each seed's",
              "mean error and failed-task count). A task fails when its error is above 5%.", ""]
     if any(map(is_pooled, groups)):
-        lines[-1:-1] = ["A group named A+B pools the runs of settings A and B, so the setting too is chosen per task by validation error."]
-    lines.append("| task | " + " | ".join(title for title, _ in columns) + " |")
+        lines[-1:-1] = ["A column marked *pooled* (a group named A+B) holds the runs of settings A and B together, so the setting",
+                        "too is chosen by validation error; it is a choice among settings, not one setting's result, and each",
+                        "setting's own columns stand before it."]
+    lines.append("| task | " + " | ".join(column["title"] for column in columns) + " |")
     lines.append("|---" * (len(columns) + 1) + "|")
     tasks = sorted({task for table in groups.values() for task in table} & set(TASK_IDS))  # the tasks we ran
     for task in tasks:
-        cells = [values.get(task) for _, values in columns]
+        cells = [column["values"].get(task) for column in columns]
         lines.append(f"| {task} | " + " | ".join(c if isinstance(c, str) else fmt(c) for c in cells) + " |")
     mean_row, failed_row = [], []
-    for title, values in columns:
+    for column in columns:
+        values = column["values"]
         numbers = [values[t] for t in tasks if isinstance(values.get(t), (int, float))]
         complete = len(numbers) == len(tasks)
-        if title.startswith("published"):
+        if column["kind"] == "published":
             mean_row.append(fmt(values["mean"]))
             failed_row.append(str(values["failed"]))
             if len(tasks) < len(TASK_IDS) and complete:  # the paper again, over only the tasks we ran
                 mean_row[-1] += f" ({fmt(statistics.fmean(numbers))} over these {len(tasks)})"
                 failed_row[-1] += f" ({sum(number > FAILED_ABOVE for number in numbers)} over these {len(tasks)})"
-        elif "mean ± std" in title:  # the spread of each seed's mean error and failed count
-            seeds = values["totals"]
-            count = "" if title.endswith(f"over {len(seeds)}") else f" ({len(seeds)} seed{'s' * (len(seeds) != 1)} with every task)"
+        elif column["kind"] == "spread":  # the spread of each seed's mean error and failed count
+            seeds = column["totals"]
+            count = "" if column["n"] == str(len(seeds)) else f" ({len(seeds)} seed{'s' * (len(seeds) != 1)} with every task)"
             mean_row.append(spread([mean for mean, _ in seeds]) + count if seeds else "")
             failed_row.append(spread([failed for _, failed in seeds]) + count if seeds else "")
+        elif column["kind"] == "chosen":
+            mean_row.append("")
+            failed_row.append("")
         elif not complete:
             mean_row.append(fmt(statistics.fmean(numbers)) + f" ({len(numbers)} tasks)" if numbers else "")
             failed_row.append("")
@@ -189,7 +248,10 @@ def render(root: Path, groups: dict[str, dict[int, dict]], totals: dict[str, lis
             failed_row.append(str(sum(number > FAILED_ABOVE for number in numbers)))
     lines.append("| **mean** | " + " | ".join(mean_row) + " |")
     lines.append("| **failed (> 5%)** | " + " | ".join(failed_row) + " |")
-    lines += ["", "The published mean and failed counts are over all 20 tasks (in brackets, over only the tasks in the table); "
+    joint = any(group.endswith(" joint") for group in groups)
+    lines += ["", f"Best run (memnet.selection): per task, the run with {RULE}"
+              + ("; a joint run is one model for every task, chosen by its validation error over all tasks." if joint else "."),
+              "", "The published mean and failed counts are over all 20 tasks (in brackets, over only the tasks in the table); "
               "ours over the tasks in the table."]
     if bench.get("missing"):
         lines += ["", "Missing from the data, so not run: " + "; ".join(bench["missing"]) + "."]
@@ -199,6 +261,159 @@ def render(root: Path, groups: dict[str, dict[int, dict]], totals: dict[str, lis
                   f"- command: `{last['command']}`", f"- code version: `{last['code_version']}`",
                   f"- device of the runs: {', '.join(sorted({c['device'] for t in groups.values() for c in t.values()}))}",
                   f"- libraries: {json.dumps(last['libraries'])}, Python {last['python']}",
-                  seeds_line({g: t for g, t in groups.items() if not is_pooled(g)}, bench.get("repeats", 1)),
+                  seeds_line({g: t for g, t in groups.items() if not is_pooled(g)}, bench.get("grid", bench).get("repeats", 1)),
                   f"- wall time of all runs: {seconds / 60:.1f} min of training"]
     return "\n".join(lines) + "\n"
+
+
+# ---- faithfulness: MemN2N trained on generated tasks, tested on the real ones (scripts/faithfulness.py) -------------
+
+def real_data_errors(bench: Path) -> dict[int, dict]:
+    """Per task, MemN2N PE LS RN on the real data in benchmark folder `bench`: `aggregate`'s cell (best, n, ...)."""
+    groups = read_runs(Path(bench))
+    if REAL_DATA_GROUP not in groups:
+        raise FileNotFoundError(f"no {REAL_DATA_GROUP} runs under {Path(bench) / 'runs'}")
+    return aggregate(groups[REAL_DATA_GROUP])
+
+
+def faithfulness_tables(root: Path) -> dict[Path, str]:
+    """summary.md and results.json of a faithfulness folder, from faithfulness.json, its runs and the real-data benchmark's runs."""
+    from tasks.generator import TASK_NAMES
+
+    record = read_json(root / FAITHFULNESS_RECORD)
+    bench = root.parent / Path(record["bench"]).name  # scripts/faithfulness.py keeps --bench beside --out
+    real = real_data_errors(bench)
+    runs: dict[int, list[dict]] = {}
+    for summary_path in (root / "runs").glob("task-*/seed-*/summary.json"):
+        summary = read_json(summary_path)
+        runs.setdefault(int(summary_path.parent.parent.name.removeprefix("task-")), []).append(
+            {"seed": summary["seed"], "valid": summary["valid_error"]["all"], "test": summary["test_error"]["all"]})
+    rows = []
+    for task, task_runs in sorted(runs.items()):
+        best = best_of(task_runs)
+        rows.append({"task": task, "name": TASK_NAMES[task], "real_trained": real[task]["best"],
+                     "generated_trained": best["test"], "generated_valid": best["valid"], "best_seed": best["seed"],
+                     "all_seeds": [run["test"] for run in sorted(task_runs, key=lambda run: run["seed"])],
+                     "passes": best["test"] <= FAILED_ABOVE})
+    env = record["invocations"][-1]
+    results = {"rows": rows, "generator_seed": record["generator_seed"], "repeats": record["repeats"], "environment": env}
+    lines = ["# Faithfulness of the generator", "",
+             "MemN2N (PE LS RN) trained on 1000 **generated** questions per task (best of "
+             f"{seed_count([len(r) for r in runs.values()])} seeds by generated validation error), tested on the **real** "
+             "bAbI 1k test set, beside the same model trained on the real data (best of "
+             f"{seed_count([real[task]['n'] for task in runs])}, from `{record['bench']}`). Only tasks the real-data model "
+             f"solves (<= {FAILED_ABOVE}% error) are listed.", "",
+             "| task | real-trained test error % | generated-trained, real test error % | every seed | <= 5%? |", "|---|---|---|---|---|"]
+    lines += [f"| {r['task']} {r['name']} | {r['real_trained']:.1f} | {r['generated_trained']:.1f} | "
+              f"{', '.join(f'{e:.1f}' for e in r['all_seeds'])} | {'yes' if r['passes'] else '**no**'} |" for r in rows]
+    lines += ["", f"Best run (memnet.selection): per task, the seed with {RULE}; the validation split is generated, "
+                  "the real-trained column chose the same way on the real validation split.",
+              "", f"- command: `{env['command']}`", f"- code version: `{env['code_version']}`", f"- device: {env['device']}",
+              f"- libraries: {env['libraries']}", "- every run's config, metrics and summary: `runs/`"]
+    return {root / "summary.md": "\n".join(lines) + "\n", root / "results.json": json_text(results)}
+
+
+# ---- timing: wall time of whole memnet train commands (scripts/time_run.py) ----------------------------------------
+
+def is_timing_record(path: Path) -> bool:
+    try:
+        record = read_json(path)
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and {"task", "flags", "runs", "environment", "median_wall_seconds"} <= record.keys()
+
+
+def timing_markdown(record: dict) -> str:
+    """The table of one scripts/time_run.py record."""
+    env = record["environment"]
+    lines = [f"# Wall time of `memnet train --task {record['task']} {' '.join(record['flags'])}`", "",
+             f"Device: {env['device']}, {env['cpu_cores']} cores; code {env['code_version']}; torch {env['libraries']['torch']}.",
+             f"Command: `{env['command']}`. Load average after the runs: {', '.join(f'{x:.2f}' for x in env['load_average_after'])}.", "",
+             "| seed | wall s (whole command) | training s | epochs | test error % |", "|---|---|---|---|---|"]
+    lines += [f"| {r['seed']} | {r['wall_seconds']} | {r['training_seconds']} | {r['epochs']} | {r['test_error']} |" for r in record["runs"]]
+    lines += ["", f"Median wall time: **{record['median_wall_seconds']} s**."]
+    return "\n".join(lines) + "\n"
+
+
+def timing_tables(root: Path) -> dict[Path, str]:
+    """NAME.md beside each timing record NAME.json."""
+    return {path.with_suffix(".md"): timing_markdown(read_json(path)) for path in sorted(root.glob("*.json")) if is_timing_record(path)}
+
+
+# ---- every kind, and the command ----------------------------------------------------------------------------------
+
+BUILDERS = {"babi": babi_tables, "faithfulness": faithfulness_tables, "timing": timing_tables}
+
+
+def kind_of(folder: Path) -> str | None:
+    """Which builder makes a folder's tables, told by the records it holds; None if none does."""
+    if (folder / FAITHFULNESS_RECORD).exists():
+        return "faithfulness"
+    if any((folder / "runs").glob("*/*/*/seed-*/summary.json")):
+        return "babi"
+    if any(map(is_timing_record, folder.glob("*.json"))):
+        return "timing"
+    return None
+
+
+def table_folders(results_dir: str | Path) -> tuple[list[Path], list[Path]]:
+    """(folders whose tables are made from records, folders that are not): `results_dir` itself if it is one, else its subfolders."""
+    results_dir = Path(results_dir)
+    if kind_of(results_dir):
+        return [results_dir], []
+    folders = sorted(path for path in results_dir.iterdir() if path.is_dir())
+    return [f for f in folders if kind_of(f)], [f for f in folders if not kind_of(f)]
+
+
+def build_tables(results_dir: str | Path) -> dict[Path, str]:
+    """Every table under `results_dir` as its records give it: {path: text}; writes nothing."""
+    return {path: text for folder in table_folders(results_dir)[0] for path, text in BUILDERS[kind_of(folder)](folder).items()}
+
+
+def stale_tables(tables: dict[Path, str]) -> list[Path]:
+    """The tables whose file is missing or differs from `tables`' text, byte for byte (results.csv ends its lines in \\r\\n)."""
+    return [path for path, text in tables.items() if not path.exists() or path.read_bytes() != text.encode()]
+
+
+def write_tables(results_dir: str | Path) -> list[Path]:
+    """Rewrite (atomically) every table under `results_dir` that differs from its records; return those rewritten."""
+    tables = build_tables(results_dir)
+    stale = stale_tables(tables)
+    for path in stale:
+        write_atomic(path, tables[path])
+    return stale
+
+
+def add_report_parser(commands) -> None:
+    parser = commands.add_parser("report", help="rebuild every table under a results folder from its run records",
+                                 description="Rebuild summary.md, results.csv, results.json (and the faithfulness and timing tables) "
+                                             "from the records under RESULTS_DIR; --check only compares.")
+    parser.add_argument("results_dir", metavar="RESULTS_DIR", help="results/, or one folder of it")
+    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 listing each table that differs from its records")
+    parser.set_defaults(run=run_report_command)
+
+
+def run_report_command(args: argparse.Namespace) -> None:
+    root = Path(args.results_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"no folder {root}")
+    folders, others = table_folders(root)
+    where = f"{len(folders)} folder{'s' * (len(folders) != 1)}"
+    if not folders:
+        raise ValueError(f"no folder in {root} holds records a table is made from")
+    tables = build_tables(root)
+    stale = stale_tables(tables)
+    if args.check:
+        for path in stale:
+            print(f"differs from its records: {path}")
+        if stale:
+            print(f"{len(stale)} of {len(tables)} tables differ from their records; `memnet report {root}` rebuilds them", file=sys.stderr)
+            sys.exit(1)
+        print(f"all {len(tables)} tables in {where} match their records")
+    else:
+        for path in stale:
+            write_atomic(path, tables[path])
+            print(f"wrote {path}")
+        print(f"{len(stale)} of {len(tables)} tables in {where} rewritten; the rest already matched their records")
+    if others:
+        print("not made from records by memnet report: " + ", ".join(str(folder) for folder in others))

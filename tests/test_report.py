@@ -1,0 +1,97 @@
+"""`memnet report`: one best-of rule, tables that say how they chose, and committed tables that match their records."""
+
+import itertools
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from memnet.cli import main
+from memnet.records import write_json
+from memnet.report import babi_tables, build_tables, kind_of, stale_tables
+from memnet.selection import RULE, best_of
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+
+
+def fake_run(root, spec, task, seed, valid, test):
+    write_json(root / "runs" / spec / "en-per-task" / f"task-{task}" / f"seed-{seed}" / "summary.json",
+               {"test_error": {"all": test}, "valid_error": {"all": valid}, "train_error": {"all": 0.0},
+                "seed": seed, "device": "cpu: test", "seconds": 1.0})
+
+
+def test_best_of_breaks_ties_by_seed_then_setting_whatever_the_order():
+    runs = [{"valid": 1.0, "seed": 1, "setting": "b"}, {"valid": 1.0, "seed": 1, "setting": "a"},
+            {"valid": 1.0, "seed": 0, "setting": "c"}, {"valid": 2.0, "seed": 0, "setting": "a"}]
+    assert {id(best_of(order)) for order in itertools.permutations(runs)} == {id(runs[2])}  # lowest valid, then seed 0
+    tied = runs[:2]  # same valid error and seed: the setting first in alphabetical order
+    assert all(best_of(order)["setting"] == "a" for order in itertools.permutations(tied))
+    assert best_of([{"valid": 0.5, "seed": 3}, {"valid": 0.5, "seed": 2}])["seed"] == 2  # "setting" is optional
+    # the training code's summaries: other keys, read through the accessors
+    summaries = [{"valid_error": {"all": 3.0}, "seed": 0}, {"valid_error": {"all": 1.0}, "seed": 1}]
+    assert best_of(summaries, valid=lambda run: run["valid_error"]["all"])["seed"] == 1
+    with pytest.raises(ValueError):
+        best_of([])
+
+
+def test_the_pooled_choice_does_not_depend_on_the_order_settings_came_in(tmp_path):
+    settings = [("memn2n-pe-ls-rn", 3.0), ("memn2n-rpe-ls-rn", 7.0)]  # equal validation error and seed on task 1
+    tables = []
+    for name, order in [("a", settings), ("b", settings[::-1])]:
+        root = tmp_path / name / "bench"
+        for spec, test in order:
+            fake_run(root, spec, 1, 0, 1.0, test)
+        tables.append(babi_tables(root))
+        rows = json.loads(tables[-1][root / "results.json"])["rows"]
+        pooled = [row for row in rows if "+" in row["group"]]
+        assert [(row["group"], row["best"], row["best_run"].split("/")[1]) for row in pooled] == [
+            ("memn2n-pe-ls-rn+rpe-ls-rn en per-task", 3.0, "memn2n-pe-ls-rn")]  # the name first alphabetically
+    assert [list(t.values()) for t in tables[:1]] == [list(t.values()) for t in tables[1:]]
+
+
+def test_pooled_columns_are_labelled_and_stand_after_each_settings_own(tmp_path):
+    root = tmp_path / "bench"
+    for seed in range(2):
+        fake_run(root, "memn2n-rpe-ls-rn", 1, seed, 1.0 + seed, 2.0)
+        fake_run(root, "memn2n-pe-ls-rn", 1, seed, 3.0 + seed, 4.0)
+    markdown = babi_tables(root)[root / "summary.md"]
+    header = next(line for line in markdown.splitlines() if line.startswith("| task |"))
+    titles = [title.strip() for title in header.strip("|").split("|")][1:]
+    assert titles[:4] == ["ours: memn2n-pe-ls-rn en per-task, best of 2 (by valid)", "ours: memn2n-pe-ls-rn en per-task, mean ± std over 2",
+                          "ours: memn2n-rpe-ls-rn en per-task, best of 2 (by valid)", "ours: memn2n-rpe-ls-rn en per-task, mean ± std over 2"]
+    pooled = [title for title in titles if "+" in title]
+    assert pooled and all("pooled" in title or title.endswith("setting chosen") for title in pooled)
+    assert "pooled: per-task choice among settings by validation" in pooled[0]
+    assert titles.index(pooled[0]) == 4 and titles[-1].startswith("published")
+    assert f"Best run (memnet.selection): per task, the run with {RULE}." in markdown.splitlines()
+
+
+def test_report_check_fails_on_an_edited_table_and_report_rebuilds_it(tmp_path, capsys):
+    results = tmp_path / "results"
+    shutil.copytree(RESULTS / "babi-1k-memn2n-joint", results / "babi-1k-memn2n-joint",
+                    ignore=shutil.ignore_patterns("metrics.jsonl", "checkpoint.pt"))
+    main(["report", str(results), "--check"])  # the committed table, untouched: exit 0
+    assert "all 3 tables in 1 folder match" in capsys.readouterr().out
+    summary = results / "babi-1k-memn2n-joint" / "summary.md"
+    committed = summary.read_bytes()
+    summary.write_text(summary.read_text().replace("| 1 |", "| 1 | 0.0 |", 1))
+    with pytest.raises(SystemExit) as exit_:
+        main(["report", str(results), "--check"])
+    assert exit_.value.code == 1 and f"differs from its records: {summary}" in capsys.readouterr().out
+    assert summary.read_bytes() != committed  # --check writes nothing
+    main(["report", str(results)])
+    assert summary.read_bytes() == committed and not list(results.rglob("*.tmp"))
+
+
+def test_every_folder_of_results_is_rebuilt_or_named_as_not(capsys):
+    kinds = {folder.name: kind_of(folder) for folder in RESULTS.iterdir() if folder.is_dir()}
+    assert kinds.pop("faithfulness") == "faithfulness" and kinds.pop("timing") == "timing"
+    assert kinds.pop("attention") is None and kinds.pop("sequences") is None  # made by their scripts
+    assert set(kinds.values()) == {"babi"}
+
+
+def test_committed_tables_match_their_records():
+    """`memnet report results --check`: every committed table is what its records give, byte for byte."""
+    stale = stale_tables(build_tables(RESULTS))
+    assert not stale, f"rebuild with `memnet report results`: {[str(path) for path in stale]}"
