@@ -19,13 +19,15 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
-from memnet.models.recurrent import Recurrent, RecurrentConfig
-from tasks.echo import IGNORE, chunks, echo_stream
+from memnet.batches import IGNORE_INDEX, DataSizes
+from memnet.models import build_model, model_config
+from memnet.models.recurrent import Recurrent
+from tasks.echo import chunks, echo_stream
 
 
 @dataclass(frozen=True)
 class EchoConfig:
-    cell: str = "LSTM"  # "LSTM", "GRU" or "RNN"
+    cell: str = "LSTM"  # "LSTM", "GRU" or "RNN": the model lstm, gru or rnn
     hidden: int = 4  # hidden units (the course uses 4)
     echo_step: int = 3  # delay of the echo in steps
     chunk: int = 20  # T: steps per truncated-BPTT chunk (the course uses 10-20)
@@ -53,7 +55,7 @@ def echo_accuracy(model: Recurrent, stream: dict[str, torch.Tensor], chunk: int)
     state, right, counted = None, 0, 0
     for piece in chunks(stream, chunk):
         logits, state = step_logits(model, piece["input"], state)
-        scored = piece["target"] != IGNORE
+        scored = piece["target"] != IGNORE_INDEX
         right += (logits.argmax(-1) == piece["target"])[scored].sum().item()
         counted += scored.sum().item()
     return right / counted
@@ -62,7 +64,9 @@ def echo_accuracy(model: Recurrent, stream: dict[str, torch.Tensor], chunk: int)
 def train_echo(config: EchoConfig) -> dict:
     """Train one model on fresh streams each epoch; return test accuracy per epoch and the model."""
     torch.manual_seed(config.seed)
-    model = Recurrent(RecurrentConfig(vocab_size=3, num_classes=2, cell=config.cell, embed_dim=4, hidden=config.hidden))
+    name = config.cell.lower()
+    sizes = DataSizes(vocab_size=3, num_classes=2)  # ids 1, 2 for the bits after PAD 0; classes: bits 0 and 1
+    model = build_model(name, model_config(name, {"dim": 4, "hidden": config.hidden}), sizes)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     generator = torch.Generator().manual_seed(config.seed)
     test = echo_stream(config.streams, config.test_steps, config.echo_step, torch.Generator().manual_seed(10_000 + config.echo_step))
@@ -72,8 +76,8 @@ def train_echo(config: EchoConfig) -> dict:
         state = None
         for piece in chunks(echo_stream(config.streams, config.steps, config.echo_step, generator), config.chunk):
             logits, state = step_logits(model, piece["input"], state)
-            if (piece["target"] != IGNORE).any():  # a first chunk shorter than the delay has nothing to echo yet
-                loss = F.cross_entropy(logits.reshape(-1, 2), piece["target"].reshape(-1), ignore_index=IGNORE)
+            if (piece["target"] != IGNORE_INDEX).any():  # a first chunk shorter than the delay has nothing to echo yet
+                loss = F.cross_entropy(logits.reshape(-1, 2), piece["target"].reshape(-1), ignore_index=IGNORE_INDEX)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from memnet.batches import IGNORE_INDEX, DataSizes
 from memnet.models import build_model, model_config
 from memnet.models.output import Output
 from memnet.records import read_json, write_atomic, write_json
@@ -47,12 +48,15 @@ def load_run(run_dir: str | Path, data_dir=None) -> Run:
     """The trained model of a run with its task's data, encoded with the run's own vocabulary."""
     checkpoint = find_checkpoint(Path(run_dir))
     saved = torch.load(checkpoint, weights_only=True)
-    options = dict(saved["task_options"])
+    if "spec" not in saved:
+        raise ValueError(f"{checkpoint} was written by an older memnet, without a run spec; train the run again")
+    task = dict(saved["spec"]["task"])
     if data_dir is not None:
-        options["data_dir"] = str(data_dir)
-    data = load(saved["task"], vocab=Vocab.from_state_dict(saved["vocab"]), **options)
-    # the saved config, whole: a run's sizes are what it was trained with, even if the data or defaults moved on
-    model = build_model(saved["model_name"], model_config(saved["model_name"], {}, saved["model_config"]))
+        task["data_dir"] = str(data_dir)
+    data = load(task.pop("name"), vocab=Vocab.from_state_dict(saved["vocab"]), **task)
+    # the saved sizes, not the reloaded data's: a run's model is what it was trained as, even if the data moved on
+    name, options = saved["spec"]["model"]["name"], saved["spec"]["model"]["options"]
+    model = build_model(name, model_config(name, options), DataSizes(**saved["sizes"]))
     model.load_state_dict(saved["model"])
     model.eval()
     summary_path = checkpoint.parent / "summary.json"
@@ -62,17 +66,16 @@ def load_run(run_dir: str | Path, data_dir=None) -> Run:
 @torch.no_grad()
 def attend(run: Run, split: str, indices: list[int]) -> list[dict]:
     """For each example: its sentences, question, answers, supporting slots and attention (hops, sentences)."""
-    tensors = run.data.splits[split]
-    batch = {key: value[indices] for key, value in tensors.items()}
+    batch = run.data.splits[split].select(torch.tensor(indices))
     out = run.model(batch)
     if out.attention is None:
         raise ValueError(f"model {type(run.model).__name__} returns no attention over story sentences")
-    vocab, memory = run.data.vocab, run.data.sizes.get("memory_size", 50)
+    vocab, memory = run.data.vocab, run.data.sizes.memory_size
     shown = []
     for row, index in enumerate(indices):
         example = run.data.examples[split][index]
         sentences = [" ".join(words) for words in example.story[-memory:]]
-        supporting = {slot for slot in batch["supporting"][row].tolist() if slot >= 0}
+        supporting = {slot for slot in batch.supporting[row].tolist() if slot >= 0}
         shown.append({
             "index": index, "task": example.task, "source": example.source, "sentences": sentences,
             "question": " ".join(example.question), "answer": example.answer,
@@ -87,9 +90,7 @@ def attend(run: Run, split: str, indices: list[int]) -> list[dict]:
 @torch.no_grad()
 def predict(run: Run, split: str, batch_size: int = 1000) -> Output:
     """The model's output over a whole split, in batches; attention is None for models without it."""
-    tensors = run.data.splits[split]
-    outs = [run.model({key: value[i : i + batch_size] for key, value in tensors.items()})
-            for i in range(0, len(tensors["target"]), batch_size)]
+    outs = [run.model(batch) for batch in run.data.splits[split].chunks(batch_size)]
     attention = None if outs[0].attention is None else torch.cat([out.attention for out in outs])
     return Output(torch.cat([out.logits for out in outs]), attention)
 
@@ -99,25 +100,25 @@ def split_support(run: Run, split: str) -> dict[str, list[float]]:
     attention = predict(run, split).attention
     if attention is None:
         raise ValueError(f"model {type(run.model).__name__} returns no attention over story sentences")
-    tensors = run.data.splits[split]
-    return support_report(attention, tensors["supporting"], tensors["task"])
+    stories = run.data.splits[split]
+    return support_report(attention, stories.supporting, stories.task)
 
 
 def choose(run: Run, split: str, index: int | None, task: int | None, wrong: bool, count: int) -> list[int]:
     """Indices of the examples to show: one by index, else the first `count` matching task / wrongness."""
-    tensors = run.data.splits[split]
-    total = len(tensors["target"])
+    examples = run.data.splits[split]
+    total = len(examples)
     if index is not None:
         if not 0 <= index < total:
             raise ValueError(f"--index {index} is out of range: the {split} split has {total} examples (0-{total - 1})")
         return [index]
     keep = torch.ones(total, dtype=torch.bool)
     if task is not None:
-        keep &= tensors["task"] == task
+        keep &= examples.task == task
         if not keep.any():
-            raise ValueError(f"the run has no task {task} examples; its tasks are {sorted(set(tensors['task'].tolist()))}")
+            raise ValueError(f"the run has no task {task} examples; its tasks are {sorted(set(examples.task.tolist()))}")
     if wrong:
-        keep &= predict(run, split).logits.argmax(-1) != tensors["target"]
+        keep &= predict(run, split).logits.argmax(-1) != examples.target
         if not keep.any():
             raise ValueError("the model answers every selected example correctly; drop --wrong")
     return keep.nonzero()[:, 0][:count].tolist()
@@ -224,15 +225,14 @@ def render_png(example: dict, path: str | Path) -> None:
 @torch.no_grad()
 def align(run: Run, split: str, index: int) -> dict:
     """A seq2seq example under greedy decoding: source, output and target symbols, and the alignment (t, s)."""
-    tensors = run.data.splits[split]
-    batch = {key: value[index : index + 1] for key, value in tensors.items()}
+    batch = run.data.splits[split].rows(slice(index, index + 1))
     out = run.model(batch)
     if out.attention is None:
         raise ValueError("this seq2seq model has no attention (attention='none'): nothing to align")
     words = run.data.vocab.words
-    source = [words[i] for i in batch["source"][0][batch["source_mask"][0]].tolist()]
-    steps = int((batch["target"][0] != -100).sum())  # the target and its end symbol
-    return {"index": index, "source": source, "target": [words[i] for i in batch["target"][0, :steps].tolist()],
+    source = [words[i] for i in batch.source[0][batch.source_mask[0]].tolist()]
+    steps = int((batch.target[0] != IGNORE_INDEX).sum())  # the target and its end symbol
+    return {"index": index, "source": source, "target": [words[i] for i in batch.target[0, :steps].tolist()],
             "output": [words[i] for i in out.logits[0, :steps].argmax(-1).tolist()],
             "attention": out.attention[0, :steps, : len(source)].tolist()}  # (t, s)
 

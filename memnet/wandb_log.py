@@ -10,6 +10,8 @@ import os
 import numpy as np
 import torch
 
+from memnet.batches import Batch
+
 ATTENTION_EXAMPLES = 3  # validation examples whose attention is logged after every epoch
 PIXELS = 12  # each weight drawn as a PIXELS x PIXELS square, so small maps stay visible
 
@@ -24,13 +26,12 @@ def start(out, model_name: str, model_config, train_config, task: str):
 
 
 @torch.no_grad()
-def log_epoch(run, line: dict, model, valid: dict[str, torch.Tensor]) -> None:
+def log_epoch(run, line: dict, model, valid: Batch) -> None:
     """The epoch's metrics, and the attention of the first validation examples (hops x slots, or t x s)."""
     import wandb
 
     model.eval()
-    batch = {key: value[:ATTENTION_EXAMPLES] for key, value in valid.items()}
-    attention = model(batch).attention
+    attention = model(valid.rows(slice(0, ATTENTION_EXAMPLES))).attention
     images = []
     if attention is not None:
         for example in attention.float().cpu().numpy():  # (hops, m) or (t, s)

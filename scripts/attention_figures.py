@@ -23,9 +23,9 @@ from memnet.report import is_pooled
 
 def first_full_story(run, split: str = "test", least: int = 4) -> int:
     """A story with every supporting fact in memory and at least `least` sentences: readable and fair."""
-    tensors = run.data.splits[split]
-    enough = tensors["memory_mask"].sum(1) >= least
-    complete = (tensors["supporting"] >= 0).any(1)
+    stories = run.data.splits[split]
+    enough = stories.memory_mask.sum(1) >= least
+    complete = (stories.supporting >= 0).any(1)
     return int((enough & complete).nonzero()[0])
 
 

@@ -4,7 +4,7 @@ A batch is `b` independent streams of `steps` bits; the target at step i is the 
 i - echo_step. One stream with echo_step 3:
 
     input   [1, 0, 0, 1, 1, 0, 1, ...]          (b, N) bits
-    target  [-100, -100, -100, 1, 0, 0, 1, ...] (b, N) the input 3 steps earlier; -100 (ignored)
+    target  [-100, -100, -100, 1, 0, 0, 1, ...] (b, N) the input 3 steps earlier; -100 (IGNORE_INDEX)
                                                  where there is nothing to echo yet
 
 The stream is cut into chunks of T steps that a recurrent model reads in order, carrying its
@@ -15,7 +15,7 @@ trains with `memnet.echo.train_echo`.
 
 import torch
 
-IGNORE = -100  # the training loop's "nothing to predict here" (memnet.train.IGNORE)
+from memnet.batches import IGNORE_INDEX
 
 
 def echo_stream(batch: int, steps: int, echo_step: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -23,7 +23,7 @@ def echo_stream(batch: int, steps: int, echo_step: int, generator: torch.Generat
     if not 0 < echo_step < steps:
         raise ValueError(f"echo_step must be between 1 and steps - 1 = {steps - 1}, got {echo_step}")
     bits = torch.randint(0, 2, (batch, steps), generator=generator)  # (b, N)
-    target = torch.full_like(bits, IGNORE)
+    target = torch.full_like(bits, IGNORE_INDEX)
     target[:, echo_step:] = bits[:, :-echo_step]
     return {"input": bits, "target": target}
 

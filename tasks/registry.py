@@ -1,15 +1,14 @@
 """Tasks by name: `--task FAMILY:ARG` (`babi:2`, `babi:1-3,6`, `babi:all`, ...) -> `TaskData`.
 
-Every task gives the training loop the same thing: train/valid/test tensor dicts holding at least
-`target` (what the model must predict; -100 where nothing is to be predicted), and the sizes a
-model needs to be built for it.
+Every task gives the training loop the same thing: train/valid/test batches of its family's type
+(`memnet.batches`: each holds `target`, IGNORE_INDEX where nothing is to be predicted, and `task`),
+and the `DataSizes` a model is built with.
 """
 
 import sys
 from dataclasses import dataclass, field
 
-import torch
-
+from memnet.batches import Batch, DataSizes, time_slots
 from tasks.babi import BabiDataMissing, load_task, parse_task_list
 from tasks.babi_tensors import DEFAULT_MEMORY_SIZE, encode
 from tasks.seq2seq_tasks import load_copy, load_reverse, load_sort
@@ -20,9 +19,9 @@ from tasks.vocab import Vocab
 @dataclass
 class TaskData:
     name: str  # the spec it was loaded from, e.g. "babi:1"
-    splits: dict[str, dict[str, torch.Tensor]]  # "train"/"valid"/"test" -> tensors, each with "target"
+    splits: dict[str, Batch]  # "train"/"valid"/"test" -> one batch of the family's type holding the whole split
     vocab: Vocab  # input words (and, for QA, answer classes)
-    sizes: dict[str, int]  # what a model needs to know: vocab_size, num_classes, memory_size, ...
+    sizes: DataSizes  # what a model takes from the data: vocab_size, num_classes, memory slots, ...
     examples: dict[str, list] = field(default_factory=dict)  # raw examples per split, for inspection
     skipped: list[str] = field(default_factory=list)  # parts that could not be loaded, and why
 
@@ -56,12 +55,12 @@ def load_babi(arg: str, *, data_dir=None, variant: str = "en", memory_size: int 
         print(f"{sum(vocab.unknown.values())} token(s) outside the training vocabulary were read as <unk>: "
               f"{', '.join(sorted(vocab.unknown)[:10])}", file=sys.stderr)
     train = examples["train"]
-    sizes = {
-        "vocab_size": len(vocab), "num_classes": len(vocab), "memory_size": memory_size,
+    sizes = DataSizes(
+        vocab_size=len(vocab), num_classes=len(vocab), memory_size=memory_size, time_slots=time_slots(memory_size),
         # as the official release sizes its memory and position weights from the training data
-        "memory_slots": min(memory_size, max(len(example.story) for example in train)),
-        "sentence_size": 1 + max(len(words) for example in train for words in [example.question, *example.story]),
-    }
+        memory_slots=min(memory_size, max(len(example.story) for example in train)),
+        sentence_size=1 + max(len(words) for example in train for words in [example.question, *example.story]),
+    )
     return TaskData(f"babi:{arg}", tensors, vocab, sizes, examples, skipped)
 
 

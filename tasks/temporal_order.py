@@ -12,8 +12,8 @@ XX -> Q, XY -> R, YX -> S, YY -> U. Lengths and positions come from the difficul
     hard       100-110   10-20   50-60     (the 1997 paper's setting)
     nightmare  300-500   10-80   250-290
 
-One raw example and its tensors (ids from the task's `Vocab`: PAD 0, UNK 1, B 2, E 3, X 4, Y 5,
-a 6, b 7, c 8, d 9):
+One raw example and its `SequenceBatch` (memnet.batches; ids from the task's `Vocab`: PAD 0, UNK 1,
+B 2, E 3, X 4, Y 5, a 6, b 7, c 8, d 9):
 
     "BaXcYdE", class R (X then Y)
     input   [2, 6, 4, 8, 5, 9, 3, 0]   (n, L) padded with 0 after the end
@@ -21,6 +21,7 @@ a 6, b 7, c 8, d 9):
     mask    [T, T, T, T, T, T, T, F]   (n, L) True on real positions
     target  1                          (n,) index into CLASSES = Q, R, S, U
     t1, t2  2, 4                       (n,) where the relevant symbols are
+    task    0                          (n,) one task
 
 Spec: `temporal:LEVEL[,train=N][,valid=N][,test=N][,seed=S]`. Train and valid come from `seed`;
 the test set comes from a fixed seed of its own, so every run of a level meets the same test set.
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from memnet.batches import DataSizes, SequenceBatch
 from tasks.sequences import pad, parse_spec
 from tasks.vocab import Vocab
 
@@ -74,18 +76,19 @@ def sample(level: str, n: int, generator: torch.Generator) -> list[tuple[str, in
     return examples
 
 
-def encode(examples: list[tuple[str, int, int, int]], vocab: Vocab) -> dict[str, torch.Tensor]:
-    """Examples -> the tensors of the module docstring."""
+def encode(examples: list[tuple[str, int, int, int]], vocab: Vocab) -> SequenceBatch:
+    """Examples -> the batch of the module docstring."""
     inputs = pad([vocab.encode(sequence) for sequence, *_ in examples])  # (n, L)
     lengths = torch.tensor([len(sequence) for sequence, *_ in examples])  # (n,)
-    return {
-        "input": inputs,
-        "lengths": lengths,
-        "mask": torch.arange(inputs.shape[1]) < lengths[:, None],  # (n, L)
-        "target": torch.tensor([label for _, label, _, _ in examples]),
-        "t1": torch.tensor([t1 for *_, t1, _ in examples]),
-        "t2": torch.tensor([t2 for *_, t2 in examples]),
-    }
+    return SequenceBatch(
+        input=inputs,
+        lengths=lengths,
+        mask=torch.arange(inputs.shape[1]) < lengths[:, None],  # (n, L)
+        t1=torch.tensor([t1 for *_, t1, _ in examples]),
+        t2=torch.tensor([t2 for *_, t2 in examples]),
+        target=torch.tensor([label for _, label, _, _ in examples]),
+        task=torch.zeros(len(examples), dtype=torch.long),
+    )
 
 
 def load_temporal(arg: str, **_) -> "TaskData":
@@ -100,6 +103,6 @@ def load_temporal(arg: str, **_) -> "TaskData":
         "test": sample(level, options["test"], torch.Generator().manual_seed(TEST_SEED)),
     }
     vocab = vocabulary()
-    sizes = {"vocab_size": len(vocab), "num_classes": len(CLASSES)}
+    sizes = DataSizes(vocab_size=len(vocab), num_classes=len(CLASSES))
     return TaskData(f"temporal:{arg}", {split: encode(examples, vocab) for split, examples in raw.items()}, vocab, sizes,
                     {split: [(sequence, CLASSES[label]) for sequence, label, *_ in examples] for split, examples in raw.items()})

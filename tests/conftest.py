@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from memnet.batches import DataSizes, StoryBatch, time_slots
+
 torch.set_num_threads(1)  # the test models are tiny: one thread is faster than two fighting over a 2-core CI box
 
 REAL_BABI = Path(__file__).resolve().parents[2] / "shared" / "data" / "babi" / "tasks_1-20_v1-2"
@@ -57,7 +59,7 @@ def offline(monkeypatch, tmp_path):
     monkeypatch.delenv("MEMNET_DATA", raising=False)
 
 
-def tiny_babi_batch(query: list[list[int]]) -> dict[str, torch.Tensor]:
+def tiny_babi_batch(query: list[list[int]]) -> StoryBatch:
     """Two stories, of 3 and 2 sentences of up to 3 word ids (2-7), padded to 4 slots; `query` (2, q) ids."""
     story = torch.tensor([
         [[2, 3, 0], [4, 5, 6], [7, 2, 0], [0, 0, 0]],
@@ -65,4 +67,11 @@ def tiny_babi_batch(query: list[list[int]]) -> dict[str, torch.Tensor]:
     ])
     mask = (story != 0).any(-1)
     time = (mask.sum(1, keepdim=True) - 1 - torch.arange(4)).clamp(min=0)
-    return {"story": story, "query": torch.tensor(query), "memory_mask": mask, "time": time, "target": torch.tensor([3, 5])}
+    return StoryBatch(story=story, query=torch.tensor(query), memory_mask=mask, time=time,
+                      supporting=torch.tensor([[1], [-1]]), target=torch.tensor([3, 5]), task=torch.tensor([1, 1]))
+
+
+def tiny_sizes(vocab_size: int, **sizes) -> DataSizes:
+    """Sizes for the tiny batch: memory of 4 sentences, sentences of up to 3 words; `sizes` on top."""
+    return DataSizes(**{"vocab_size": vocab_size, "num_classes": vocab_size, "memory_size": 4, "memory_slots": 0,
+                        "sentence_size": 4, "time_slots": time_slots(4), **sizes})

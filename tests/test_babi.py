@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from memnet.batches import DataSizes, time_slots
 from tasks.babi import BabiDataMissing, BabiFormatError, load_task, parse_file, parse_task_list, split_off_valid, tokenize
 from tasks.babi_tensors import encode
 from tasks.registry import load
@@ -105,7 +106,7 @@ def test_missing_folder_and_file_say_where_and_how(babi_dir):
 
 def test_walking_many_tasks_skips_a_missing_one_and_carries_on(babi_dir, capsys):
     data = load("babi:1-2", data_dir=babi_dir, variant="en")
-    assert set(data.splits["test"]["task"].tolist()) == {1}
+    assert set(data.splits["test"].task.tolist()) == {1}
     assert data.skipped and "task 2" in data.skipped[0]
     assert "skipping bAbI task 2" in capsys.readouterr().err
 
@@ -133,14 +134,15 @@ def test_tensors_keep_the_most_recent_sentences_and_reindex_support(tmp_path):
     examples = parse_file(write(tmp_path, STORY))
     vocab = Vocab.build(examples)
     batch = encode(examples, vocab, memory_size=3)
-    assert batch["story"].shape == (3, 3, 5) and batch["query"].shape == (3, 4)
+    assert batch.story.shape == (3, 3, 5) and batch.query.shape == (3, 4) and len(batch) == 3
     # the second question has 4 statements; memory keeps the last 3, so slots shift by one
-    assert batch["memory_mask"][1].tolist() == [True, True, True]
-    assert batch["supporting"][1].tolist() == [1, 2]
-    assert vocab.decode(batch["story"][1, 1].tolist()) == ["mary", "got", "the", "apple", "there"]
-    assert batch["time"][1].tolist() == [2, 1, 0]  # recency: the last slot is the newest
-    assert batch["memory_mask"][2].tolist() == [True, False, False]
-    assert batch["target"][1].item() == vocab.index["apple,football"]
+    assert batch.memory_mask[1].tolist() == [True, True, True]
+    assert batch.supporting[1].tolist() == [1, 2]
+    assert vocab.decode(batch.story[1, 1].tolist()) == ["mary", "got", "the", "apple", "there"]
+    assert batch.time[1].tolist() == [2, 1, 0]  # recency: the last slot is the newest
+    assert batch.memory_mask[2].tolist() == [True, False, False]
+    assert batch.target[1].item() == vocab.index["apple,football"]
+    assert batch.task.tolist() == [example.task for example in examples]
 
 
 def test_datasets_export(babi_dir):
@@ -173,6 +175,8 @@ def test_real_data_has_1000_questions_per_split():
 
 def test_memory_capacity_and_sentence_width_come_from_the_training_stories(babi_dir):
     # fixture stories: up to 4 statements of 5 words ("mary went to the kitchen"), questions of 3
-    assert load("babi:1", data_dir=babi_dir).sizes | {"vocab_size": 0, "num_classes": 0} == {
-        "vocab_size": 0, "num_classes": 0, "memory_size": 50, "memory_slots": 4, "sentence_size": 6}
-    assert load("babi:1", data_dir=babi_dir, memory_size=3).sizes["memory_slots"] == 3
+    data = load("babi:1", data_dir=babi_dir)
+    assert data.sizes == DataSizes(vocab_size=len(data.vocab), num_classes=len(data.vocab), memory_size=50, memory_slots=4,
+                                   sentence_size=6, time_slots=55)  # 50 recencies + 10% room for noise gaps
+    assert load("babi:1", data_dir=babi_dir, memory_size=3).sizes.memory_slots == 3
+    assert time_slots(3) == 4

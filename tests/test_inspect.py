@@ -7,15 +7,15 @@ import pytest
 import torch
 
 from memnet.inspection import RunNotFound, load_run, render_html, render_terminal, support_report
-from memnet.train import TrainConfig, train_run
-from tasks.registry import load
+from memnet.spec import resolve
+from memnet.train import train_run
 
 
 @pytest.fixture
 def trained(babi_dir, tmp_path):
-    data = load("babi:1", data_dir=babi_dir, variant="en")
     out = tmp_path / "run"
-    train_run("memn2n", {"dim": 8, "hops": 2}, TrainConfig(epochs=2), data, {"data_dir": str(babi_dir), "variant": "en"}, out, progress=False)
+    spec = resolve("memn2n", None, {"dim": 8, "hops": 2}, {"epochs": 2}, {"name": "babi:1", "data_dir": str(babi_dir)})
+    train_run(spec, out, progress=False, device="cpu")
     return out
 
 
@@ -99,9 +99,9 @@ def test_html_page_renders_in_a_real_browser(trained, tmp_path):
 
 
 def test_seq2seq_alignment_in_terminal_and_png(tmp_path):
-    data = load("reverse:train=3-4,test=3-4,size=120")
-    train_run("seq2seq", {"hidden": 16, "embed_dim": 8}, TrainConfig(epochs=1, optimizer="adam", lr=0.003), data, {},
-              tmp_path / "s2s", progress=False)
+    spec = resolve("seq2seq", None, {"hidden": 16, "dim": 8}, {"epochs": 1, "optimizer": "adam", "lr": 0.003},
+                   {"name": "reverse:train=3-4,test=3-4,size=120"})
+    train_run(spec, tmp_path / "s2s", progress=False, device="cpu")
     result = memnet("inspect", tmp_path / "s2s", "--index", 2, "--png", tmp_path / "align.png")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()

@@ -1,16 +1,16 @@
 """MemN2N against hand computations, and its paper options one by one."""
 
-import math
-
 import numpy as np
 import pytest
 import torch
+from pydantic import ValidationError
 
 from memnet.addressing import address
 from memnet.models import model_config
 from memnet.models.memn2n import MemN2N, MemN2NConfig, position_encoding, release_position_encoding
-from tasks.babi_tensors import add_time_noise
-from tests.conftest import tiny_babi_batch
+from tests.conftest import tiny_babi_batch, tiny_sizes
+
+SIZES = tiny_sizes(8)  # vocabulary of 8; memory of 4 sentences; no empty memories unless a test gives memory_slots
 
 
 def tiny_batch():
@@ -21,31 +21,32 @@ def tiny_batch():
 @pytest.mark.parametrize("tying", ["adjacent", "layerwise"])
 @pytest.mark.parametrize("encoding", ["bow", "position", "position-release"])
 def test_attention_sums_to_one_on_valid_slots_and_is_zero_on_padding(tying, encoding):
-    model = MemN2N(MemN2NConfig(vocab_size=8, hops=3, dim=6, tying=tying, encoding=encoding))
+    model = MemN2N(MemN2NConfig(hops=3, dim=6, tying=tying, encoding=encoding), SIZES)
     batch = tiny_batch()
     out = model(batch)
     assert out.logits.shape == (2, 8) and out.attention.shape == (2, 3, 4)
-    padding = ~batch["memory_mask"][:, None, :].expand_as(out.attention)
+    padding = ~batch.memory_mask[:, None, :].expand_as(out.attention)
     assert torch.all(out.attention[padding] == 0)
     torch.testing.assert_close(out.attention.sum(-1), torch.ones(2, 3))
 
 
-@pytest.mark.parametrize("memory_slots", [0, 6])
-def test_one_hop_equals_a_hand_computation(memory_slots):
+@pytest.mark.parametrize("empty_memories", [False, True])
+def test_one_hop_equals_a_hand_computation(empty_memories):
     torch.manual_seed(0)
-    model = MemN2N(MemN2NConfig(vocab_size=8, hops=1, dim=5, encoding="bow", temporal=True, memory_size=4,
-                                memory_slots=memory_slots))
+    memory_slots = 6 if empty_memories else 0
+    model = MemN2N(MemN2NConfig(hops=1, dim=5, encoding="bow", temporal=True, empty_memories=empty_memories),
+                   tiny_sizes(8, memory_slots=6))
     batch = tiny_batch()
     A, C = model.words[0].weight.detach().numpy(), model.words[1].weight.detach().numpy()
     TA, TC = model.times[0].weight.detach().numpy(), model.times[1].weight.detach().numpy()
     logits = model(batch).logits.detach().numpy()
     for i in range(2):
-        u = sum(A[word] for word in batch["query"][i].tolist())  # B = A^1
+        u = sum(A[word] for word in batch.query[i].tolist())  # B = A^1
         keys, values = [], []
-        for slot, sentence in enumerate(batch["story"][i].tolist()):
+        for slot, sentence in enumerate(batch.story[i].tolist()):
             if not any(sentence):
                 continue
-            t = batch["time"][i, slot].item()
+            t = batch.time[i, slot].item()
             keys.append(sum(A[word] for word in sentence) + TA[t])
             values.append(sum(C[word] for word in sentence) + TC[t])
         empty = max(0, memory_slots - len(keys)) if memory_slots else 0  # unfilled slots: zero key and value
@@ -62,22 +63,24 @@ def test_one_hop_equals_a_hand_computation(memory_slots):
 def test_empty_memories_take_weight_from_the_sentences_and_read_nothing():
     torch.manual_seed(0)
     batch = tiny_batch()
-    sentences = batch["memory_mask"].sum(1)  # (2,)
-    masked = MemN2N(MemN2NConfig(vocab_size=8, hops=2, dim=6))
-    slotted = MemN2N(MemN2NConfig(vocab_size=8, hops=2, dim=6, memory_slots=int(sentences.max()) + 3))
+    sentences = batch.memory_mask.sum(1)  # (2,)
+    capacity = tiny_sizes(8, memory_slots=int(sentences.max()) + 3)
+    masked = MemN2N(MemN2NConfig(hops=2, dim=6, empty_memories=False), capacity)
+    slotted = MemN2N(MemN2NConfig(hops=2, dim=6), capacity)
     slotted.load_state_dict(masked.state_dict())
     attention = slotted(batch).attention  # (2, hops, 4)
-    assert torch.all(attention[~batch["memory_mask"][:, None, :].expand_as(attention)] == 0)  # padding: still nothing
+    assert torch.all(attention[~batch.memory_mask[:, None, :].expand_as(attention)] == 0)  # padding: still nothing
     assert torch.all(attention.sum(-1) < 1)  # the rest went to the empty slots
+    torch.testing.assert_close(masked(batch).attention.sum(-1), torch.ones(2, 2))  # empty_memories=False: none
     # a story that fills every slot has no empty memory: the same read as the masked model
-    full = MemN2N(MemN2NConfig(vocab_size=8, hops=2, dim=6, memory_slots=int(sentences.max())))
+    full = MemN2N(MemN2NConfig(hops=2, dim=6), tiny_sizes(8, memory_slots=int(sentences.max())))
     full.load_state_dict(masked.state_dict())
     longest = sentences == sentences.max()
     torch.testing.assert_close(full(batch).logits[longest], masked(batch).logits[longest])
 
 
 def test_adjacent_tying_shares_matrices_between_hops():
-    model = MemN2N(MemN2NConfig(vocab_size=8, hops=3, dim=4, tying="adjacent"))
+    model = MemN2N(MemN2NConfig(hops=3, dim=4, tying="adjacent"), SIZES)
     for hop in range(2):
         assert model.hop_tables(hop + 1)[0] is model.hop_tables(hop)[1]  # A^(k+1) = C^k
         assert model.hop_tables(hop + 1)[2] is model.hop_tables(hop)[3]  # T_A^(k+1) = T_C^k
@@ -92,7 +95,7 @@ def test_adjacent_tying_shares_matrices_between_hops():
 
 
 def test_layerwise_tying_shares_one_A_and_C_and_adds_H():
-    model = MemN2N(MemN2NConfig(vocab_size=8, hops=3, dim=4, tying="layerwise", relu=True))
+    model = MemN2N(MemN2NConfig(hops=3, dim=4, tying="layerwise", relu=True), SIZES)
     tables = [model.hop_tables(hop) for hop in range(3)]
     assert all(t[0] is tables[0][0] and t[1] is tables[0][1] for t in tables)
     assert model.question_table() is not tables[0][0]
@@ -128,7 +131,7 @@ def test_linear_start_removes_the_softmax():
     scores = torch.einsum("bqd,bmd->bqm", query, keys) * mask[:, None]
     torch.testing.assert_close(linear.weights, scores)
     torch.testing.assert_close(linear.value, torch.einsum("bqm,bme->bqe", scores, values))
-    model = MemN2N(MemN2NConfig(vocab_size=8, dim=4))
+    model = MemN2N(MemN2NConfig(dim=4), SIZES)
     with_softmax = model(tiny_batch()).attention
     model.use_softmax = False
     without = model(tiny_batch()).attention
@@ -136,42 +139,25 @@ def test_linear_start_removes_the_softmax():
     assert not torch.allclose(without.sum(-1), torch.ones(2, 3))
 
 
-def test_random_noise_only_pushes_time_back_and_keeps_order():
-    lengths = torch.tensor([50, 20, 7, 1])
-    mask = torch.arange(50) < lengths[:, None]
-    time = ((lengths[:, None] - 1 - torch.arange(50)).clamp(min=0))
-    generator = torch.Generator().manual_seed(0)
-    moved = False
-    for _ in range(50):
-        noisy = add_time_noise(time, mask, generator)
-        assert torch.equal(noisy[~mask], time[~mask])  # padding untouched
-        shift = noisy - time
-        assert (shift >= 0).all()
-        for row, length in enumerate(lengths.tolist()):
-            valid = noisy[row, :length]
-            assert (valid[:-1] > valid[1:]).all()  # still strictly ordered by recency
-            assert shift[row].max() <= math.ceil(0.1 * length)
-        moved |= bool((shift > 0).any())
-    assert moved
-
-
 def test_padding_word_has_zero_vector_and_no_gradient():
-    model = MemN2N(MemN2NConfig(vocab_size=8, dim=4))
+    model = MemN2N(MemN2NConfig(dim=4), SIZES)
     assert all(torch.all(table.weight[0] == 0) for table in model.words)
     model(tiny_batch()).logits.sum().backward()
     assert all(torch.all(table.weight.grad[0] == 0) for table in model.words)
 
 
 @pytest.mark.parametrize("bad, message", [
-    ({"encoding": "bag"}, "bow, position"), ({"tying": "none"}, "adjacent, layerwise"),
-    ({"relu": True}, "layer-wise tying only"), ({"hops": 0}, "at least 1"),
+    ({"encoding": "bag"}, "'bow', 'position' or 'position-release'"), ({"tying": "none"}, "'adjacent' or 'layerwise'"),
+    ({"relu": True}, "relu=True needs tying='layerwise'"), ({"hops": 0}, "greater than or equal to 1"),
+    ({"dim": 0}, "greater than or equal to 1"), ({"init_std": 0}, "greater than 0"),
 ])
 def test_bad_options_say_what_is_valid(bad, message):
-    with pytest.raises(ValueError, match=message):
-        MemN2NConfig(vocab_size=8, **bad)
+    with pytest.raises(ValidationError, match=message):
+        MemN2NConfig(**bad)
 
 
-def test_an_option_wins_over_the_size_the_data_gives():
-    sizes = {"vocab_size": 8, "memory_slots": 5, "sentence_size": 7}
-    assert model_config("memn2n", sizes, {}).memory_slots == 5
-    assert model_config("memn2n", sizes, {"memory_slots": 0}).memory_slots == 0  # empty memories off
+@pytest.mark.parametrize("size", ["vocab_size", "memory_size", "memory_slots", "sentence_size", "time_slots"])
+def test_no_option_can_set_a_size_the_data_gives(size):
+    with pytest.raises(ValidationError, match=size):
+        model_config("memn2n", {size: 5})
+    assert not model_config("memn2n", {"empty_memories": False}).empty_memories  # what -o memory_slots=0 did

@@ -1,9 +1,13 @@
-"""Models by name. Each is a (config dataclass, module) pair; every module maps a batch dict to `Output`."""
+"""Models by name. Each is a (config dataclass, module) pair; every module maps its family's batch to `Output`.
 
-import dataclasses
+A model is built from two parts: its config (options a user chooses, typed and range-checked by
+pydantic) and `DataSizes` (what the data decides: vocabulary, memory slots, ...). No option can
+set a size, and no model reads the task modules: what it needs from the data comes in `sizes`.
+"""
 
 from torch import nn
 
+from memnet.batches import DataSizes
 from memnet.models.attentive import Attentive, AttentiveConfig
 from memnet.models.memn2n import MemN2N, MemN2NConfig
 from memnet.models.recurrent import GRUConfig, LSTMConfig, Recurrent, RNNConfig
@@ -11,30 +15,28 @@ from memnet.models.seq2seq import Seq2Seq, Seq2SeqConfig
 
 MODELS = {
     "memn2n": (MemN2NConfig, MemN2N),
-    "lstm": (LSTMConfig, Recurrent),
+    "lstm": (LSTMConfig, Recurrent),  # the recurrent cell comes with the name, never from an option
     "gru": (GRUConfig, Recurrent),
     "rnn": (RNNConfig, Recurrent),
     "attentive": (AttentiveConfig, Attentive),
     "seq2seq": (Seq2SeqConfig, Seq2Seq),
 }
+LINEAR_START = {"memn2n"}  # models whose memory softmax linear start can remove (they have `use_softmax`)
 
 
-def model_config(name: str, sizes: dict, options: dict):
-    """The config of model `name` for a task with `sizes`, with user `options` on top.
+def model_config(name: str, options: dict):
+    """The config of model `name` with user `options` over its defaults.
 
-    Sizes the model does not take are ignored; an option wins over a size of the same name
-    (`-o memory_slots=0` turns off empty memories); an option the model does not take is an error
-    that lists the ones it has.
+    A wrong type, a value out of range or an option the model does not take raises pydantic's
+    ValidationError (a ValueError) naming the field.
     """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
-    config_class = MODELS[name][0]
-    fields = {field.name for field in dataclasses.fields(config_class)}
-    unknown = sorted(set(options) - fields)
-    if unknown:
-        raise ValueError(f"model {name!r} has no option {', '.join(unknown)}; its options are {', '.join(sorted(fields))}")
-    return config_class(**{**{key: value for key, value in sizes.items() if key in fields}, **options})
+    return MODELS[name][0](**options)
 
 
-def build_model(name: str, config) -> nn.Module:
-    return MODELS[name][1](config)
+def build_model(name: str, config, sizes: DataSizes) -> nn.Module:
+    config_class, module = MODELS[name]
+    if type(config) is not config_class:  # a GRUConfig must not build the lstm, nor the other way round
+        raise TypeError(f"model {name!r} takes a {config_class.__name__}, got a {type(config).__name__}")
+    return module(config, sizes)

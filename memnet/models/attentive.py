@@ -21,31 +21,26 @@ in our one run of this command; lr 0.001 still stood at ~10% after 20 epochs):
     memnet train --model attentive --task babi:1 --optimizer adam --lr 0.003 --epochs 20
 """
 
-from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 from einops import rearrange
+from pydantic import ConfigDict, Field
+from pydantic.dataclasses import dataclass
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from memnet.addressing import address, dot_score
+from memnet.batches import DataSizes, StoryBatch
 from memnet.models.output import Output
-from tasks.babi_tensors import DEFAULT_MEMORY_SIZE, time_slots
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class AttentiveConfig:
-    vocab_size: int  # words, PAD = 0 included
-    num_classes: int  # answer classes (bAbI: the vocabulary)
-    embed_dim: int = 50  # word embedding size d, shared by story and question
-    hidden: int = 100  # GRU size h of the sentence and question encoders
-    temporal: bool = True  # add a learned vector by recency to each sentence encoding
-    memory_size: int = DEFAULT_MEMORY_SIZE  # most recent sentences kept; sizes the recency table
-    dropout: float = 0.0  # on embeddings and before the classifier
-
-    def __post_init__(self):
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+    dim: Annotated[int, Field(ge=1)] = 50  # word embedding size d, shared by story and question
+    hidden: Annotated[int, Field(ge=1)] = 100  # GRU size h of the sentence and question encoders
+    temporal: bool = True  # add a learned vector by recency to each sentence encoding (sizes.time_slots rows)
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0  # on embeddings and before the classifier
 
 
 def encode(gru: nn.GRU, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -55,32 +50,34 @@ def encode(gru: nn.GRU, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
 
 
 class Attentive(nn.Module):
-    def __init__(self, config: AttentiveConfig):
+    def __init__(self, config: AttentiveConfig, sizes: DataSizes):
         super().__init__()
+        if config.temporal and sizes.time_slots < 1:
+            raise ValueError("temporal encoding needs story data: sizes.time_slots is 0")
         self.config = config
-        d, h = config.embed_dim, config.hidden
-        self.embed = nn.Embedding(config.vocab_size, d, padding_idx=0)
+        d, h = config.dim, config.hidden
+        self.embed = nn.Embedding(sizes.vocab_size, d, padding_idx=0)
         self.sentence_gru = nn.GRU(d, h, batch_first=True)
         self.question_gru = nn.GRU(d, h, batch_first=True)
-        self.time = nn.Embedding(time_slots(config.memory_size), h) if config.temporal else None
+        self.time = nn.Embedding(sizes.time_slots, h) if config.temporal else None
         if self.time is not None:
             nn.init.normal_(self.time.weight, std=0.1)  # MemN2N's N(0, 0.1); torch's N(0, 1) would drown the GRU's (-1, 1) outputs
         self.bilinear = nn.Linear(h, h, bias=False)  # W of u^T W s_i
         self.combine = nn.Linear(2 * h, h)  # G of tanh(G [u; r])
-        self.head = nn.Linear(h, config.num_classes)  # V
+        self.head = nn.Linear(h, sizes.num_classes)  # V
         self.drop = nn.Dropout(config.dropout)
 
     def score(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
         """Bilinear score u^T W s_i: (b, 1, h), (b, m, h) -> (b, 1, m)."""
         return dot_score(self.bilinear(query), keys)
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> Output:
-        story, mask, query = batch["story"], batch["memory_mask"], batch["query"]  # (b, m, w), (b, m), (b, q)
+    def forward(self, batch: StoryBatch) -> Output:
+        story, mask, query = batch.story, batch.memory_mask, batch.query  # (b, m, w), (b, m), (b, q)
         words = rearrange(story, "b m w -> (b m) w")
         sentences = encode(self.sentence_gru, self.drop(self.embed(words)), (words != 0).sum(1))  # (b*m, h)
         sentences = rearrange(sentences, "(b m) h -> b m h", b=story.shape[0])
         if self.time is not None:
-            sentences = sentences + self.time(batch["time"])  # (b, m, h)
+            sentences = sentences + self.time(batch.time)  # (b, m, h)
         u = encode(self.question_gru, self.drop(self.embed(query)), (query != 0).sum(1))  # (b, h)
         read = address(u[:, None], sentences, sentences, mask, score=self.score)  # value (b, 1, h), weights (b, 1, m)
         g = torch.tanh(self.combine(torch.cat([u, read.value[:, 0]], -1)))  # (b, h)

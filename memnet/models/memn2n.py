@@ -10,48 +10,42 @@ The answer is softmax(W (o^K + u^K)).
 
 Paper options (sec. 2.2, 4.1, 4.2): bag-of-words or position encoding of sentences, temporal
 encoding, adjacent or layer-wise tying. Linear start (removing the softmax) is `use_softmax`,
-set by the training loop; random noise lives in the data (`tasks.babi_tensors.add_time_noise`).
+set by the training loop; random noise lives in the data (`memnet.batches.StoryBatch.with_time_noise`).
+Sizes come from the data (`DataSizes`): the vocabulary, the temporal tables' rows (`time_slots`),
+the memory's capacity (`memory_slots`) and the release's sentence width J (`sentence_size`).
 """
 
-from dataclasses import dataclass
+from typing import Annotated, Literal
 
 import torch
 from einops import reduce
+from pydantic import ConfigDict, Field
+from pydantic.dataclasses import dataclass
 from torch import nn
 
 from memnet.addressing import address
+from memnet.batches import DataSizes, StoryBatch
 from memnet.models.output import Output
-from tasks.babi_tensors import DEFAULT_MEMORY_SIZE, time_slots
-
-ENCODINGS = ("bow", "position", "position-release")
-TYINGS = ("adjacent", "layerwise")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class MemN2NConfig:
-    vocab_size: int  # words and answer classes, PAD = 0 included
-    hops: int = 3  # memory reads per question (the paper's K)
-    dim: int = 20  # embedding size d: 20 per task, 50 joint (sec. 4.2)
-    encoding: str = "position"  # "bow" sums word vectors; "position" weights them by place (sec. 4.1);
-    # "position-release": the official release's weights, near 1 with a gentle slope (see release_position_encoding)
-    sentence_size: int = 12  # J of "position-release": the data's longest sentence or question + 1, as in the release
+    hops: Annotated[int, Field(ge=1)] = 3  # memory reads per question (the paper's K)
+    dim: Annotated[int, Field(ge=1)] = 20  # embedding size d: 20 per task, 50 joint (sec. 4.2)
+    encoding: Literal["bow", "position", "position-release"] = "position"  # "bow" sums word vectors; "position"
+    # weights them by place (sec. 4.1); "position-release": the official release's weights, near 1 with a
+    # gentle slope (see release_position_encoding), over the data's sentence width J (sizes.sentence_size)
     temporal: bool = True  # add learned vectors by recency to keys and values (sec. 4.1)
-    tying: str = "adjacent"  # "adjacent": A^(k+1) = C^k, B = A^1, W^T = C^K; "layerwise": shared A, C and a map H
+    tying: Literal["adjacent", "layerwise"] = "adjacent"  # "adjacent": A^(k+1) = C^k, B = A^1, W^T = C^K;
+    # "layerwise": shared A, C and a map H
     relu: bool = False  # ReLU on the controller state between hops (layerwise only; the 10k table)
-    memory_size: int = DEFAULT_MEMORY_SIZE  # most recent sentences kept; sizes the temporal table
-    memory_slots: int = 0  # capacity: the data's longest story (at most memory_size); the slots a story
-    # leaves unused are empty memories in every hop's softmax (see `forward`); 0: none
-    init_std: float = 0.1  # weights from N(0, 0.1) (sec. 4.2)
+    empty_memories: bool = True  # the release's memory of sizes.memory_slots slots: those a story leaves
+    # unused are empty memories in every hop's softmax (see `forward`); False: only the story's sentences
+    init_std: Annotated[float, Field(gt=0)] = 0.1  # weights from N(0, 0.1) (sec. 4.2)
 
     def __post_init__(self):
-        if self.encoding not in ENCODINGS:
-            raise ValueError(f"unknown encoding {self.encoding!r}; choose one of {', '.join(ENCODINGS)}")
-        if self.tying not in TYINGS:
-            raise ValueError(f"unknown tying {self.tying!r}; choose one of {', '.join(TYINGS)}")
         if self.relu and self.tying != "layerwise":
-            raise ValueError("relu applies to layer-wise tying only (tying='layerwise')")
-        if self.hops < 1:
-            raise ValueError(f"hops must be at least 1, got {self.hops}")
+            raise ValueError(f"relu applies to layer-wise tying only: relu=True needs tying='layerwise', got tying={self.tying!r}")
 
 
 def position_encoding(words: torch.Tensor, dim: int) -> torch.Tensor:
@@ -78,11 +72,16 @@ def release_position_encoding(words: torch.Tensor, dim: int, width: int) -> torc
 
 
 class MemN2N(nn.Module):
-    def __init__(self, config: MemN2NConfig):
+    def __init__(self, config: MemN2NConfig, sizes: DataSizes):
         super().__init__()
-        self.config = config
+        if config.temporal and sizes.time_slots < 1:
+            raise ValueError("temporal encoding needs story data: sizes.time_slots is 0")
+        if config.encoding == "position-release" and sizes.sentence_size < 1:
+            raise ValueError("encoding='position-release' needs the data's sentence width: sizes.sentence_size is 0")
+        self.config, self.sizes = config, sizes
         self.use_softmax = True  # False during linear start
-        V, d, T, K = config.vocab_size, config.dim, time_slots(config.memory_size), config.hops
+        self.memory_slots = sizes.memory_slots if config.empty_memories else 0  # 0: no empty memories
+        V, d, T, K = sizes.vocab_size, config.dim, max(1, sizes.time_slots), config.hops
         word_table = lambda: nn.Embedding(V, d, padding_idx=0)  # PAD = 0 has a zero, frozen vector
         if config.tying == "adjacent":
             # K + 1 matrices: hop k reads with A^k = E[k-1] and C^k = E[k]; B = E[0]; W^T = E[K]
@@ -120,11 +119,11 @@ class MemN2N(nn.Module):
         if self.config.encoding == "position":
             return position_encoding(words, self.config.dim)
         if self.config.encoding == "position-release":
-            return release_position_encoding(words, self.config.dim, self.config.sentence_size)
+            return release_position_encoding(words, self.config.dim, self.sizes.sentence_size)
         return None
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> Output:
-        story, mask, query = batch["story"], batch["memory_mask"], batch["query"]  # (b, m, w), (b, m), (b, q)
+    def forward(self, batch: StoryBatch) -> Output:
+        story, mask, query = batch.story, batch.memory_mask, batch.query  # (b, m, w), (b, m), (b, q)
         story_place, query_place = self.place(story), self.place(query)  # (b, m, w, d) and (b, q, d), or None for bow
         u = self.embed(self.question_table(), query, query_place)  # (b, d)
         memories = {}  # table -> its memory vectors (b, m, d); under tying one table serves two hops
@@ -133,14 +132,14 @@ class MemN2N(nn.Module):
             if words not in memories:
                 memories[words] = self.embed(words, story, story_place)
                 if self.config.temporal:
-                    memories[words] = memories[words] + times(batch["time"])
+                    memories[words] = memories[words] + times(batch.time)
             return memories[words]
 
         # The memory has `memory_slots` slots; those no sentence fills hold zero vectors and still take
         # part in the softmax, as in the official release. Reading them is reading nothing: yes/no
         # tasks (6, 9, 10) need it to say "no": compare results/babi-1k-memn2n-empty-memories with
         # results/babi-1k-memn2n, where these slots were masked.
-        empty = (self.config.memory_slots - mask.sum(1)).clamp(min=0) if self.config.memory_slots else None  # (b,)
+        empty = (self.memory_slots - mask.sum(1)).clamp(min=0) if self.memory_slots else None  # (b,)
         attention = []
         for hop in range(self.config.hops):
             A, C, T_A, T_C = self.hop_tables(hop)

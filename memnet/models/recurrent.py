@@ -9,14 +9,17 @@ Schmidhuber 1997 exp. 6a) and is the cell of the echo task (`memnet.echo`).
 Shape legend: b batch, m memory slots, w words per sentence, q words per question, L sequence
 length, d embedding size, h hidden size, C classes.
 
-    bAbI batch  story (b, m, w) + memory_mask (b, m) + query (b, q)
-                 -> valid slots' words, padding removed, then the question: tokens (b, L), lengths (b,)
-    sequences   input (b, L) + lengths (b,)   (tasks.temporal_order)
-    then        embed (b, L, d) -> packed cell -> final h (b, h) -> logits (b, C)
+    StoryBatch     story (b, m, w) + memory_mask (b, m) + query (b, q)
+                    -> valid slots' words, padding removed, then the question: tokens (b, L), lengths (b,)
+    SequenceBatch  input (b, L) + lengths (b,)   (tasks.temporal_order)
+    then           embed (b, L, d) -> packed cell -> final h (b, h) -> logits (b, C)
 
-Models `lstm`, `gru`, `rnn` differ only in `cell` (a torch.nn class read with getattr, as in
-pytorch/examples word_language_model). The loop's defaults (SGD, lr 0.01 on a summed loss) are
-MemN2N's; these train with Adam. Flags we ran (results/sequences/ for temporal order):
+Both batch types hand over (tokens, lengths) through `batch.sequence()`, so the model reads either
+without asking which it holds. Models `lstm`, `gru`, `rnn` differ only in `cell` (a torch.nn class
+read with getattr, as in pytorch/examples word_language_model), fixed by the registered name: each
+has its own config class, so `--model gru` cannot be given an LSTM cell. The loop's defaults (SGD,
+lr 0.01 on a summed loss) are MemN2N's; these train with Adam. Flags we ran (results/sequences/
+for temporal order):
 
     memnet train --model lstm --task babi:1 --optimizer adam --lr 0.001 --epochs 20      # ~50% test error, as the paper's LSTM
     memnet train --model lstm --task temporal:hard --optimizer adam --lr 0.01 --epochs 10 -o hidden=16 -o chrono=110
@@ -26,68 +29,50 @@ the LSTM learn the long temporal-order levels in a few epochs; with forget bias 
 seeds left chance level on HARD within 10 epochs and NIGHTMARE none (results/sequences, `init_gates`).
 """
 
-from dataclasses import dataclass
+from typing import Annotated, ClassVar
 
 import torch
-from einops import rearrange
+from pydantic import ConfigDict, Field
+from pydantic.dataclasses import dataclass
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from memnet.batches import DataSizes, SequenceBatch, StoryBatch
 from memnet.models.output import Output
 
-CELLS = ("LSTM", "GRU", "RNN")
 
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class RecurrentConfig:
-    vocab_size: int  # input words, PAD = 0 included
-    num_classes: int  # answer classes (bAbI: the vocabulary) or sequence classes
-    cell: str = "LSTM"  # "LSTM", "GRU" or "RNN" (Elman, tanh): the torch.nn class used
-    embed_dim: int = 50  # word embedding size d
-    hidden: int = 100  # hidden units h per layer (the paper does not give its LSTM's size)
-    layers: int = 1  # stacked recurrent layers
-    dropout: float = 0.0  # on embeddings, between layers and before the classifier
+    cell: ClassVar[str]  # "LSTM", "GRU" or "RNN" (Elman, tanh): the torch.nn class, fixed by each subclass below
+    dim: Annotated[int, Field(ge=1)] = 50  # word embedding size d
+    hidden: Annotated[int, Field(ge=1)] = 100  # hidden units h per layer (the paper does not give its LSTM's size)
+    layers: Annotated[int, Field(ge=1)] = 1  # stacked recurrent layers
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0  # on embeddings, between layers and before the classifier
     forget_bias: float = 1.0  # LSTM only: initial forget-gate bias (torch's own init is ~0)
-    chrono: int = 0  # LSTM only: chrono init for dependencies up to this many steps; 0 = off (see init_gates)
+    chrono: Annotated[int, Field(ge=0)] = 0  # LSTM only: chrono init for dependencies up to this many steps
+    # (at least 3); 0 = off (see init_gates)
 
     def __post_init__(self):
-        if self.cell not in CELLS:
-            raise ValueError(f"unknown cell {self.cell!r}; choose one of {', '.join(CELLS)}")
-        if self.layers < 1 or self.hidden < 1:
-            raise ValueError(f"layers and hidden must be at least 1, got {self.layers} and {self.hidden}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.chrono and (self.cell != "LSTM" or self.chrono < 3):
-            raise ValueError(f"chrono applies to the LSTM cell and needs a horizon of at least 3 steps, got {self.chrono} with {self.cell}")
+        if self.chrono and self.cell != "LSTM":
+            raise ValueError(f"chrono applies to the LSTM cell only (model lstm); this model's cell is {self.cell}")
+        if 0 < self.chrono < 3:
+            raise ValueError(f"chrono needs a horizon of at least 3 steps (or 0 for off), got chrono={self.chrono}")
 
 
-# One config class per registered name, so `--model gru` needs no `--cell` (MODELS maps name -> class).
-@dataclass(frozen=True)
+# One config class per registered name (MODELS maps name -> class); the cell is not an option.
+@dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class LSTMConfig(RecurrentConfig):
-    cell: str = "LSTM"
+    cell: ClassVar[str] = "LSTM"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class GRUConfig(RecurrentConfig):
-    cell: str = "GRU"
+    cell: ClassVar[str] = "GRU"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class RNNConfig(RecurrentConfig):
-    cell: str = "RNN"
-
-
-def babi_sequence(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """The words of a bAbI batch's valid memory slots in order, then the question's, padding removed.
-
-    Returns tokens (b, L), padded with 0 after each row's end, and lengths (b,).
-    """
-    story = batch["story"].masked_fill(~batch["memory_mask"][..., None], 0)  # (b, m, w) empty slots read nothing
-    tokens = torch.cat([rearrange(story, "b m w -> b (m w)"), batch["query"]], 1)  # (b, m*w + q)
-    keep = tokens != 0  # (b, m*w + q)
-    order = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)  # real words first, in reading order
-    lengths = keep.sum(1)  # (b,)
-    return tokens.gather(1, order)[:, : max(1, int(lengths.max()))], lengths  # (b, L), (b,)
+    cell: ClassVar[str] = "RNN"
 
 
 def init_gates(lstm: nn.LSTM, config: RecurrentConfig) -> None:
@@ -116,14 +101,14 @@ def init_gates(lstm: nn.LSTM, config: RecurrentConfig) -> None:
 
 
 class Recurrent(nn.Module):
-    def __init__(self, config: RecurrentConfig):
+    def __init__(self, config: RecurrentConfig, sizes: DataSizes):
         super().__init__()
         self.config = config
-        self.embed = nn.Embedding(config.vocab_size, config.embed_dim, padding_idx=0)
-        self.rnn = getattr(nn, config.cell)(config.embed_dim, config.hidden, num_layers=config.layers, batch_first=True,
+        self.embed = nn.Embedding(sizes.vocab_size, config.dim, padding_idx=0)
+        self.rnn = getattr(nn, config.cell)(config.dim, config.hidden, num_layers=config.layers, batch_first=True,
                                             dropout=config.dropout if config.layers > 1 else 0.0)
         self.drop = nn.Dropout(config.dropout)
-        self.head = nn.Linear(config.hidden, config.num_classes)
+        self.head = nn.Linear(config.hidden, sizes.num_classes)
         if config.cell == "LSTM":
             init_gates(self.rnn, config)
 
@@ -134,11 +119,8 @@ class Recurrent(nn.Module):
         """
         return self.rnn(self.drop(self.embed(tokens)), state)
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> Output:
-        if "input" in batch:
-            tokens, lengths = batch["input"], batch["lengths"]  # (b, L), (b,)
-        else:
-            tokens, lengths = babi_sequence(batch)
+    def forward(self, batch: StoryBatch | SequenceBatch) -> Output:
+        tokens, lengths = batch.sequence()  # (b, L), (b,)
         x = self.drop(self.embed(tokens))  # (b, L, d)
         # Packing stops each row at its own end, so the final state never reads padding.
         packed = pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)

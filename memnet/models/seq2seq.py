@@ -20,41 +20,37 @@ The step order (state, then attention, then output) is Luong's for every score; 
 function is Bahdanau's. In training (model.training) the decoder reads the true previous symbol
 (teacher forcing); in eval mode it reads its own greedy prediction, for as many steps as
 `decoder_input` has, so `memnet.train.evaluate` measures exact match under greedy decoding.
-Batch keys: source, source_mask, decoder_input (BOS first), target (see tasks.seq2seq_tasks).
+It reads a `Seq2SeqBatch`: source, source_mask, decoder_input (BOS first), target (see tasks.seq2seq_tasks).
 
     memnet train --model seq2seq --task reverse --optimizer adam --lr 0.003 --lr-halve-every 3 --epochs 8 --batch-size 64
 """
 
-from dataclasses import dataclass
+from typing import Annotated, Literal
 
 import torch
 from einops import rearrange
+from pydantic import ConfigDict, Field
+from pydantic.dataclasses import dataclass
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from memnet.addressing import address, dot_score
+from memnet.batches import DataSizes, Seq2SeqBatch
 from memnet.models.output import Output
 
-CELLS = ("GRU", "LSTM")
-ATTENTIONS = ("additive", "dot", "none")
 
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class Seq2SeqConfig:
-    vocab_size: int  # source and target symbols, PAD = 0, BOS and EOS included
-    cell: str = "GRU"  # "GRU" or "LSTM", for encoder and decoder alike
-    embed_dim: int = 32  # symbol embedding size d, shared by encoder and decoder
-    hidden: int = 128  # decoder state size h; the encoder's outputs have this size too
+    cell: Literal["GRU", "LSTM"] = "GRU"  # the torch.nn cell of encoder and decoder alike
+    dim: Annotated[int, Field(ge=1)] = 32  # symbol embedding size d, shared by encoder and decoder
+    hidden: Annotated[int, Field(ge=1)] = 128  # decoder state size h; the encoder's outputs have this size too
     bidirectional: bool = False  # encoder reads both ways with h/2 units each (OpenNMT's "brnn")
-    attention: str = "additive"  # "additive" (Bahdanau), "dot" (Luong) or "none"
+    attention: Literal["additive", "dot", "none"] = "additive"  # "additive" (Bahdanau), "dot" (Luong) or "none"
 
     def __post_init__(self):
-        if self.cell not in CELLS:
-            raise ValueError(f"unknown cell {self.cell!r}; choose one of {', '.join(CELLS)}")
-        if self.attention not in ATTENTIONS:
-            raise ValueError(f"unknown attention {self.attention!r}; choose one of {', '.join(ATTENTIONS)}")
         if self.bidirectional and self.hidden % 2:
-            raise ValueError(f"a bidirectional encoder splits hidden in two; hidden={self.hidden} is odd")
+            raise ValueError(f"a bidirectional encoder splits hidden in two: bidirectional=True needs an even "
+                             f"hidden, got hidden={self.hidden} (odd)")
 
 
 class Additive(nn.Module):
@@ -75,10 +71,10 @@ class Additive(nn.Module):
 
 
 class Seq2Seq(nn.Module):
-    def __init__(self, config: Seq2SeqConfig):
+    def __init__(self, config: Seq2SeqConfig, sizes: DataSizes):
         super().__init__()
         self.config = config
-        V, d, h = config.vocab_size, config.embed_dim, config.hidden
+        V, d, h = sizes.vocab_size, config.dim, config.hidden
         self.embed = nn.Embedding(V, d, padding_idx=0)
         self.encoder = getattr(nn, config.cell)(d, h // 2 if config.bidirectional else h, batch_first=True,
                                                 bidirectional=config.bidirectional)
@@ -100,8 +96,8 @@ class Seq2Seq(nn.Module):
         state = tuple(join(part) for part in final) if self.config.cell == "LSTM" else join(final)
         return memory, state
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> Output:
-        source, mask, inputs = batch["source"], batch["source_mask"], batch["decoder_input"]  # (b, s), (b, s), (b, t)
+    def forward(self, batch: Seq2SeqBatch) -> Output:
+        source, mask, inputs = batch.source, batch.source_mask, batch.decoder_input  # (b, s), (b, s), (b, t)
         memory, state = self.encode(source, mask)
         keys = self.additive.keys(memory) if self.additive is not None else memory  # (b, s, h)
         score = self.additive if self.additive is not None else dot_score

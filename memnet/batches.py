@@ -1,0 +1,160 @@
+"""Typed batches: what a task hands the training loop, and the sizes a model takes from the data.
+
+Each task family has one batch type. Every batch holds `target` (what to predict; IGNORE_INDEX
+where there is nothing to predict) and `task` (n,) (the bAbI task number; one constant for
+one-task data), and every batch answers the same calls, so the training loop never asks which
+family it holds:
+
+    len(batch)             examples n
+    batch.select(index)    a training batch of those rows (a StoryBatch also drops unused memory slots)
+    batch.rows(index)      those rows with every other dimension kept (outputs of several concatenate)
+    batch.chunks(size)     the rows in order, `size` at a time, for evaluation
+    batch.to(device)
+
+A model reads the fields of its own family (`batch.story`, `batch.source`, ...).
+
+Shape legend: n examples, m memory slots, w words per sentence, q words per question,
+s supporting facts (stories) or source positions (seq2seq), L sequence length, t decoder steps.
+
+    StoryBatch     story (n, m, w)  query (n, q)  memory_mask (n, m)  time (n, m)  supporting (n, s)  target (n,)  task (n,)
+    SequenceBatch  input (n, L)  lengths (n,)  mask (n, L)  t1 (n,)  t2 (n,)  target (n,)  task (n,)
+    Seq2SeqBatch   source (n, s)  source_mask (n, s)  decoder_input (n, t)  length (n,)  target (n, t)  task (n,)
+"""
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Iterator, TypeVar
+
+import torch
+from einops import rearrange
+
+IGNORE_INDEX = -100  # a target with nothing to predict (padding in sequences); cross-entropy's default ignore_index
+NOISE_FRACTION = 0.1  # random noise: up to 10% empty memories (Sukhbaatar et al. 2015, sec. 4.2)
+B = TypeVar("B", bound="Batch")  # a method of Batch returns the caller's own batch type
+
+
+def time_slots(memory_size: int) -> int:
+    """Rows of a temporal-encoding table: recency indices 0..memory_size-1 plus room for the noise's gaps."""
+    return memory_size + math.ceil(NOISE_FRACTION * memory_size)
+
+
+@dataclass(frozen=True)
+class DataSizes:
+    """What a model takes from the data; derived when a task is loaded, never set by an option."""
+
+    vocab_size: int  # input words (and for bAbI the answer classes), PAD = 0 included
+    num_classes: int  # answer classes (bAbI: the vocabulary) or sequence classes
+    memory_size: int = 0  # stories: sentences kept per story (the task's --memory-size); 0 for other data
+    memory_slots: int = 0  # stories: the longest training story, at most memory_size (the release's memory capacity)
+    sentence_size: int = 0  # stories: the longest training sentence or question + 1 (the release's J)
+    time_slots: int = 0  # stories: rows of temporal tables, memory_size plus room for random-noise gaps
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: == on tensors is elementwise, not a truth value
+class Batch:
+    """What every batch type shares. Subclasses declare only tensor fields, each with n rows first."""
+
+    def __len__(self) -> int:
+        return len(self.target)
+
+    def rows(self: B, index) -> B:
+        """Rows `index` (a slice, or a tensor of row numbers on any device), every other dimension kept."""
+        if isinstance(index, torch.Tensor):
+            index = index.to(self.target.device)
+        return dataclasses.replace(self, **{name: value[index] for name, value in self.tensors().items()})
+
+    def select(self: B, index) -> B:
+        """A training batch of rows `index`; a family may also drop what the rows leave unused."""
+        return self.rows(index)
+
+    def chunks(self: B, size: int) -> Iterator[B]:
+        """The rows in order, `size` at a time (evaluation over a whole split)."""
+        for start in range(0, len(self), size):
+            yield self.rows(slice(start, start + size))
+
+    def to(self: B, device) -> B:
+        return dataclasses.replace(self, **{name: value.to(device) for name, value in self.tensors().items()})
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+
+
+@dataclass(frozen=True, eq=False)
+class StoryBatch(Batch):
+    """bAbI questions (tasks.babi_tensors): the `memory_size` most recent statements of each story,
+    oldest first, padding after them."""
+
+    story: torch.Tensor  # (n, m, w) word ids, 0 = padding
+    query: torch.Tensor  # (n, q) word ids
+    memory_mask: torch.Tensor  # (n, m) True on slots that hold a sentence
+    time: torch.Tensor  # (n, m) recency: 0 = the most recent sentence, 1 the one before, ...
+    supporting: torch.Tensor  # (n, s) memory slots of the supporting facts, -1 = none (or fell out of memory)
+    target: torch.Tensor  # (n,) answer id
+    task: torch.Tensor  # (n,) bAbI task number
+
+    def select(self, index) -> "StoryBatch":
+        """Rows `index`, without the memory slots that none of them fills (a split is padded to its longest story)."""
+        picked = self.rows(index)
+        used = max(1, int(picked.memory_mask.sum(1).max()))
+        return dataclasses.replace(picked, story=picked.story[:, :used], memory_mask=picked.memory_mask[:, :used],
+                                   time=picked.time[:, :used])
+
+    def sequence(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The story as one stream: the words of the valid slots in order, then the question's, padding removed.
+
+        Returns tokens (n, L), 0 after each row's end, and lengths (n,). For readers without memory (the LSTM).
+        """
+        story = self.story.masked_fill(~self.memory_mask[..., None], 0)  # (n, m, w) empty slots read nothing
+        tokens = torch.cat([rearrange(story, "n m w -> n (m w)"), self.query], 1)  # (n, m*w + q)
+        keep = tokens != 0  # (n, m*w + q)
+        order = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)  # real words first, in reading order
+        lengths = keep.sum(1)  # (n,)
+        return tokens.gather(1, order)[:, : max(1, int(lengths.max()))], lengths  # (n, L), (n,)
+
+    def with_time_noise(self, generator: torch.Generator) -> "StoryBatch":
+        """A copy with random noise in `time`: up to 10% empty memories (Sukhbaatar et al. 2015, sec. 4.2; training only).
+
+        Each story draws k empty memories, 0 <= k <= ceil(10% of its sentences), and drops each into a
+        random gap of its timeline; a sentence's recency grows by the empties more recent than it.
+        Only `time` changes, and the sentences keep their order. `generator` lives on the batch's
+        device, so nothing leaves it.
+        """
+        device, n = self.time.device, len(self)
+        lengths = self.memory_mask.sum(1)  # (n,)
+        most = math.ceil(NOISE_FRACTION * self.time.shape[1])  # e: draws per story, enough for the longest
+        allowed = torch.ceil(NOISE_FRACTION * lengths.float())  # (n,)
+        count = (torch.rand(n, generator=generator, device=device) * (allowed + 1)).long()  # (n,) k per story
+        gap = (torch.rand(n, most, generator=generator, device=device) * (lengths[:, None] + 1)).long()  # (n, e) gap g: before recency g
+        real = torch.arange(most, device=device) < count[:, None]  # (n, e) the first k draws are used
+        shift = ((gap[:, :, None] <= self.time[:, None, :]) & real[:, :, None]).sum(1)  # (n, m) empties more recent than each slot
+        return dataclasses.replace(self, time=torch.where(self.memory_mask, self.time + shift, self.time))
+
+
+@dataclass(frozen=True, eq=False)
+class SequenceBatch(Batch):
+    """Sequences to classify (tasks.temporal_order): symbol ids padded with 0 after each end."""
+
+    input: torch.Tensor  # (n, L) symbol ids, 0 = padding
+    lengths: torch.Tensor  # (n,) real symbols per row
+    mask: torch.Tensor  # (n, L) True on real symbols
+    t1: torch.Tensor  # (n,) where the first relevant symbol is (temporal order)
+    t2: torch.Tensor  # (n,) where the second one is
+    target: torch.Tensor  # (n,) class
+    task: torch.Tensor  # (n,) 0: one task
+
+    def sequence(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """tokens (n, L) and lengths (n,), as `StoryBatch.sequence` gives them."""
+        return self.input, self.lengths
+
+
+@dataclass(frozen=True, eq=False)
+class Seq2SeqBatch(Batch):
+    """Source and target sequences (tasks.seq2seq_tasks); the decoder reads BOS, then the target."""
+
+    source: torch.Tensor  # (n, s) symbol ids, 0 = padding
+    source_mask: torch.Tensor  # (n, s) True on real symbols
+    decoder_input: torch.Tensor  # (n, t) BOS, then the target (teacher forcing)
+    length: torch.Tensor  # (n,) source length, for accuracy by length
+    target: torch.Tensor  # (n, t) the target, then EOS; IGNORE_INDEX on padding
+    task: torch.Tensor  # (n,) 0: one task
