@@ -1,15 +1,17 @@
 """The bAbI benchmark: a grid of runs, each one seed of one model on one task, resumable.
 
-    results/<name>/bench.json                       the grid and the commands that ran it
+    results/<name>/bench.json                       the grid, the options every run shares, and the commands that ran it
     results/<name>/runs/<model>/<variant>-<mode>/<task>/seed-S/   one run directory per seed (see memnet.train)
     results/<name>/summary.md, results.csv, results.json          tables made from the run records (memnet.report)
 
-A run with a summary.json is finished and never redone; one with only a checkpoint resumes from
-it. On CPU independent runs go to separate processes, one thread each (the models are too small
-to use more); on a GPU they run one after another.
+A benchmark folder is its grid and its options: re-running the same command finishes what is
+missing (a run with a summary.json is never redone; one with only a checkpoint resumes from it),
+a command with other options is refused, and `--extend` adds models, tasks, data, modes or seeds
+with the same options. One command at a time holds the folder. On CPU independent runs go to
+separate processes, one thread each (the models are too small to use more); on a GPU they run
+one after another.
 """
 
-import dataclasses
 import functools
 import os
 import sys
@@ -20,119 +22,147 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from memnet.presets import PRESETS
-from memnet.records import environment, read_json, write_json
-from memnet.train import TrainConfig, resolve_device, train_run
+from memnet.locks import hold
+from memnet.records import code_identity, environment, read_json, write_json
+from memnet.spec import RunSpec, SpecError, differences, resolve
+from memnet.train import load_data, refuse_other_work, resolve_device, train_run
 from tasks.babi import parse_task_list, task_files
 
 MODES = ("per-task", "joint")
+GRID_KEYS = ("models", "tasks", "variants", "modes", "repeats")
 
 
 @dataclass(frozen=True)
 class Job:
-    model: str  # a name in memnet.models.MODELS
-    preset: str  # a name in memnet.presets.PRESETS, or "" for the model's defaults
-    variant: str  # en, en-10k, ...
-    mode: str  # "per-task" or "joint"
-    tasks: str  # "2" per task; "1-20" joint
-    seed: int
+    spec: RunSpec  # everything the run computes, seed included
+    preset: str  # the preset the spec started from ("" for the model's defaults): a label, not identity
     run_dir: str
 
-    @property
-    def group(self) -> str:
-        """What the tables compare: model, preset, data and mode; seeds and tasks vary inside."""
-        return f"{self.model}{':' + self.preset if self.preset else ''} {self.variant} {self.mode}"
 
-
-def parse_model_spec(spec: str) -> tuple[str, str]:
+def parse_model_spec(text: str) -> tuple[str, str]:
     """'memn2n:pe-ls-rn' -> ('memn2n', 'pe-ls-rn'); 'lstm' -> ('lstm', '')."""
-    from memnet.models import MODELS
-
-    model, _, preset = spec.partition(":")
-    if model not in MODELS:
-        raise ValueError(f"unknown model {model!r} in {spec!r}; choose one of {', '.join(MODELS)}")
-    if preset and preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r} in {spec!r}; choose one of {', '.join(PRESETS)}")
+    model, _, preset = text.partition(":")
     return model, preset
 
 
-def make_grid(root: Path, models: list[str], tasks: str, variants: list[str], modes: list[str], repeats: int,
-              data_dir) -> tuple[list[Job], list[str]]:
-    """Every (model, variant, mode, task, seed) run, and a message for each task whose files are missing."""
+def make_grid(root: Path, grid: dict, options: dict, data_dir) -> tuple[list[Job], list[str]]:
+    """Every (model, variant, mode, task, seed) run with its spec resolved and checked, and a message
+    for each task whose files are missing. Raises SpecError before any work on a bad option."""
     jobs, missing = [], []
-    for variant in variants:
+    for mode in grid["modes"]:
+        if mode not in MODES:
+            raise SpecError(f"modes: unknown mode {mode!r}; choose from {', '.join(MODES)}")
+    if grid["repeats"] < 1:
+        raise SpecError(f"repeats: must be at least 1, got {grid['repeats']}")
+    wanted = parse_task_list(grid["tasks"])
+    for variant in grid["variants"]:
         present = task_files(data_dir, variant)
-        wanted = parse_task_list(tasks)
         available = [task for task in wanted if {"train", "test"} <= set(present.get(task, {}))]
         missing += [f"{variant} task {task}: no train/test file" for task in wanted if task not in available]
-        for spec in models:
-            model, preset = parse_model_spec(spec)
-            for mode in modes:
-                if mode not in MODES:
-                    raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+        for text in grid["models"]:
+            model, preset = parse_model_spec(text)
+            for mode in grid["modes"]:
                 groups = [str(task) for task in available] if mode == "per-task" else [",".join(map(str, available))]
                 for group in groups:
+                    task = {**options["task"], "name": f"babi:{group}", "variant": variant,
+                            "data_dir": str(data_dir) if data_dir else None}
+                    spec = resolve(model, preset or None, options["model"], options["train"], task)
                     label = f"task-{group}" if mode == "per-task" else "joint"
-                    for seed in range(repeats):
-                        run_dir = root / "runs" / spec.replace(":", "-") / f"{variant}-{mode}" / label / f"seed-{seed}"
-                        jobs.append(Job(model, preset, variant, mode, group, seed, str(run_dir)))
+                    for seed in range(spec.train.seed, spec.train.seed + grid["repeats"]):
+                        run_dir = root / "runs" / text.replace(":", "-") / f"{variant}-{mode}" / label / f"seed-{seed}"
+                        jobs.append(Job(spec.with_seed(seed), preset, str(run_dir)))
     return jobs, missing
 
 
+def merged_grid(stored: dict, asked: dict) -> dict:
+    """`--extend`: the union of two grids (lists keep their first order; seeds: the larger count)."""
+    union = lambda old, new: old + [item for item in new if item not in old]
+    tasks = union(parse_task_list(stored["tasks"]), parse_task_list(asked["tasks"]))
+    return {"models": union(stored["models"], asked["models"]), "tasks": ",".join(map(str, tasks)),
+            "variants": union(stored["variants"], asked["variants"]), "modes": union(stored["modes"], asked["modes"]),
+            "repeats": max(stored["repeats"], asked["repeats"])}
+
+
+def settle_identity(root: Path, grid: dict, options: dict, extend: bool) -> dict:
+    """The grid to run: this command's, checked against what the folder already is. Read-only."""
+    if not (root / "bench.json").exists():
+        return grid
+    stored = read_json(root / "bench.json")
+    if "grid" not in stored:
+        raise SpecError(f"{root} was made by an older memnet whose runs hold no spec; start a new benchmark with another --name")
+    changed = differences(stored["options"], options)
+    if changed:
+        raise SpecError(f"{root} is a benchmark with other options ({'; '.join(changed)}); nothing was changed. "
+                        f"Start a new benchmark with another --name, or repeat its options: {stored['command_options']}")
+    if stored["grid"] == grid:
+        return grid
+    if not extend:
+        changed = [f"{key}: {stored['grid'][key]!r} -> {grid[key]!r}" for key in GRID_KEYS if stored["grid"][key] != grid[key]]
+        raise SpecError(f"{root} is a benchmark of another grid ({'; '.join(changed)}); nothing was changed. "
+                        "Add these runs to it with --extend, or start a new benchmark with another --name")
+    return merged_grid(stored["grid"], grid)
+
+
 @functools.lru_cache(maxsize=4)
-def cached_task(tasks: str, data_dir, variant: str):
-    from tasks.registry import load
-
-    return load(f"babi:{tasks}", data_dir=data_dir, variant=variant)
+def cached_data(task):
+    return load_data(task)
 
 
-def run_job(job: Job, data_dir, overrides: dict, device: str, threads: int) -> dict:
-    """Train one seed (in a worker process); returns its summary."""
+def start_worker(threads: int) -> None:
     torch.set_num_threads(threads)
-    preset = PRESETS.get(job.preset, {"model": {}, "train": {}})
-    config = TrainConfig(**{**preset["train"], **overrides, "seed": job.seed, "device": device})
-    data = cached_task(job.tasks, data_dir, job.variant)
-    task_options = {"data_dir": str(data_dir) if data_dir else None, "variant": job.variant}
-    resume = (Path(job.run_dir) / "checkpoint.pt").exists()
-    return train_run(job.model, dict(preset["model"]), config, data, task_options, job.run_dir, resume=resume, progress=False)
+    code_identity()  # the code this worker imported, before anything can change on disk
 
 
-def run_bench(name: str, models: list[str], tasks: str = "all", variants=("en",), modes=("per-task",), repeats: int = 1,
-              data_dir=None, results: str | Path = "results", workers: int | None = None, overrides: dict | None = None,
-              device: str = "auto", use_wandb: bool = False) -> Path:
-    """Run (or finish) the grid, then write the tables; returns the benchmark folder."""
+def run_job(job: Job, device: str, use_wandb: bool) -> dict:
+    """Train one seed (in a worker process); returns its summary."""
+    resume = (Path(job.run_dir) / "config.json").exists()
+    return train_run(job.spec, job.run_dir, resume=resume, progress=False, device=device, use_wandb=use_wandb,
+                     data=cached_data(job.spec.task), preset=job.preset or None)
+
+
+def run_bench(name: str, grid: dict, options: dict, *, data_dir=None, results: str | Path = "results",
+              workers: int | None = None, device: str = "auto", use_wandb: bool = False, extend: bool = False,
+              command_options: str = "") -> Path:
+    """Run (or finish) the grid, then write the tables; returns the benchmark folder.
+
+    `grid`: models (MODEL[:PRESET] each), tasks, variants, modes, repeats. `options`: {"model": ...,
+    "train": ..., "task": ...} given on the command line, applied on top of each model's preset.
+    """
     from memnet.report import write_report
 
+    if workers is not None and workers < 1:
+        raise SpecError(f"workers: must be at least 1, got {workers}")
     root = Path(results) / name
-    jobs, missing = make_grid(root, models, tasks, list(variants), list(modes), repeats, data_dir)
-    for message in missing:
-        print(f"skipping {message}", file=sys.stderr)
-    overrides = dict(overrides or {})
-    if use_wandb:
-        overrides["wandb"] = True
-        os.environ["WANDB_RUN_GROUP"] = name  # every run of the benchmark in one wandb group
-    gpu = resolve_device(device).type == "cuda"
-    workers = 1 if gpu else (workers or os.cpu_count() or 1)
-    threads = 1 if workers > 1 else torch.get_num_threads()
-    record = read_json(root / "bench.json") if (root / "bench.json").exists() else {"invocations": []}
-    record.update({"name": name, "models": models, "tasks": tasks, "variants": list(variants), "modes": list(modes),
-                   "repeats": repeats, "overrides": overrides, "missing": missing})
-    record["invocations"].append(environment(resolve_device(device)))
-    write_json(root / "bench.json", record)
-
-    todo = [job for job in jobs if not (Path(job.run_dir) / "summary.json").exists()]
-    bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc=name, unit="run", dynamic_ncols=True)
-    run = functools.partial(run_job, data_dir=data_dir, overrides=overrides, device="cuda" if gpu else "cpu", threads=threads)
-    if workers == 1:
-        for job in todo:
-            show(bar, job, run(job))
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = {pool.submit(run, job): job for job in todo}
-            for future in as_completed(futures):
-                show(bar, futures[future], future.result())
-    bar.close()
-    tables = write_report(root)
+    grid = settle_identity(root, grid, options, extend)
+    jobs, missing = make_grid(root, grid, options, data_dir)  # every spec checked before any work
+    for job in jobs:
+        if Path(job.run_dir).exists():
+            refuse_other_work(Path(job.run_dir), job.spec, resume=True)
+    with hold(root, "benchmark folder"):
+        record = read_json(root / "bench.json") if (root / "bench.json").exists() else {"invocations": []}
+        gpu = resolve_device(device).type == "cuda"
+        record.update({"name": name, "grid": grid, "options": options, "command_options": command_options, "missing": missing})
+        record["invocations"].append(environment(resolve_device(device)))
+        write_json(root / "bench.json", record)
+        for message in missing:
+            print(f"skipping {message}", file=sys.stderr)
+        if use_wandb:
+            os.environ["WANDB_RUN_GROUP"] = name  # every run of the benchmark in one wandb group
+        workers = 1 if gpu else (workers or os.cpu_count() or 1)
+        threads = 1 if workers > 1 else torch.get_num_threads()
+        todo = [job for job in jobs if not (Path(job.run_dir) / "summary.json").exists()]
+        bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc=name, unit="run", dynamic_ncols=True)
+        run = functools.partial(run_job, device="cuda" if gpu else "cpu", use_wandb=use_wandb)
+        if workers == 1:
+            for job in todo:
+                show(bar, job, run(job))
+        else:
+            with ProcessPoolExecutor(max_workers=workers, initializer=start_worker, initargs=(threads,)) as pool:
+                futures = {pool.submit(run, job): job for job in todo}
+                for future in as_completed(futures):
+                    show(bar, futures[future], future.result())
+        bar.close()
+        tables = write_report(root)
     print(tables)
     print(f"tables and run records in {root}")
     if use_wandb:
@@ -141,8 +171,8 @@ def run_bench(name: str, models: list[str], tasks: str = "all", variants=("en",)
 
 
 def show(bar, job: Job, summary: dict) -> None:
-    bar.set_postfix_str(f"{job.model} {job.variant} task {job.tasks if job.mode == 'per-task' else 'joint'} "
-                        f"seed {job.seed}: test {summary['test_error']['all']}%")
+    bar.set_postfix_str(f"{job.spec.model.name} {job.spec.task.variant} {job.spec.task.name} seed {job.spec.train.seed}: "
+                        f"test {summary['test_error']['all']}%")
     bar.update(1)
 
 
@@ -155,12 +185,3 @@ def log_table_to_wandb(name: str, root: Path) -> None:
     run = wandb.init(project="memnet", group=name, name=f"{name}-table", job_type="report", dir=str(root))
     run.log({"results": wandb.Table(columns=columns, data=[[row.get(c) for c in columns] for row in rows])})
     run.finish()
-
-
-def overrides_from(options: list[tuple[str, object]]) -> dict:
-    """Training options given as KEY=VALUE, checked against TrainConfig's fields."""
-    fields = {field.name for field in dataclasses.fields(TrainConfig)}
-    unknown = sorted(key for key, _ in options if key not in fields)
-    if unknown:
-        raise ValueError(f"no training option {', '.join(unknown)}; the options are {', '.join(sorted(fields))}")
-    return dict(options)

@@ -3,27 +3,39 @@
 import argparse
 import dataclasses
 import json
+import shlex
 import sys
 from pathlib import Path
 
 from memnet.models import MODELS
 from memnet.presets import PRESETS
-from memnet.train import TrainConfig
-from tasks.babi_tensors import DEFAULT_MEMORY_SIZE
+from memnet.report import add_report_parser
+from memnet.spec import TrainSpec
 
-# memn2n flags that become model options when given (dest -> config field)
-MODEL_FLAGS = {"hops": "hops", "dim": "dim", "encoding": "encoding", "tying": "tying", "relu": "relu", "temporal": "temporal"}
+# typed model flags: the options most runs set (any other field: -o KEY=VALUE); `dim` is every model's embedding size
+MODEL_FLAGS = {"hops": "memory hops (memn2n; default 3)", "dim": "embedding size (memn2n: 20, joint presets 50)",
+               "encoding": "memn2n sentence encoding: position (the paper's), bow, position-release (the official release's)",
+               "tying": "memn2n weight tying: adjacent (default) or layerwise"}
+MODEL_SWITCHES = {"relu": "ReLU between hops (memn2n, layerwise tying only)", "temporal": "temporal encoding (memn2n, attentive; default on)"}
+
+
+def read_value(text):
+    """A flag's text read as JSON when it parses (numbers, true/false), else kept as a string: `--dim 6`
+    and `-o dim=6` give the same 6, and the spec checks the type."""
+    if not isinstance(text, str):
+        return text  # a switch's True/False
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
 
 
 def parse_option(text: str) -> tuple[str, object]:
-    """KEY=VALUE with VALUE read as JSON when it parses (numbers, true/false), else as a string."""
+    """KEY=VALUE, the value read by `read_value`."""
     key, sep, value = text.partition("=")
     if not sep:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    try:
-        return key.replace("-", "_"), json.loads(value)
-    except json.JSONDecodeError:
-        return key.replace("-", "_"), value
+    return key.replace("-", "_"), read_value(value)
 
 
 DATA_DIR_HELP = "folder holding en/, en-10k/, ... (default: $MEMNET_DATA, else the download cache)"
@@ -31,56 +43,87 @@ DATA_DIR_HELP = "folder holding en/, en-10k/, ... (default: $MEMNET_DATA, else t
 
 def add_data_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", help=DATA_DIR_HELP)
-    parser.add_argument("--variant", default="en", help="folder of the archive: en, en-10k, en-valid, hn, ... (default: en)")
+    parser.add_argument("--variant", help="folder of the archive: en, en-10k, en-valid, hn, ... (default: en)")
+
+
+def add_spec_flags(parser: argparse.ArgumentParser) -> None:
+    """The model and training flags, spelled the same for `train` and `bench`; none has a default here,
+    so what is not given comes from the preset, else the defaults (memnet.spec.resolve)."""
+    parser.add_argument("--memory-size", help="bAbI: most recent sentences kept in memory (default: 50)")
+    model = parser.add_argument_group("model options (checked against the model's config)")
+    for name, text in MODEL_FLAGS.items():
+        model.add_argument("--" + name, help=text)
+    for name, text in MODEL_SWITCHES.items():
+        model.add_argument("--" + name, action=argparse.BooleanOptionalAction, help=text)
+    model.add_argument("--option", "-o", action="append", type=parse_option, default=[], metavar="KEY=VALUE",
+                       help="any field of the model's config, e.g. -o hidden=64 (JSON values: 3, 0.5, true)")
+    train = parser.add_argument_group("training options")
+    for field in dataclasses.fields(TrainSpec):
+        flag = "--" + field.name.replace("_", "-")
+        if field.type is bool:
+            train.add_argument(flag, action=argparse.BooleanOptionalAction, help=f"(default {field.default})")
+        else:  # read as text: the spec checks type and range and names the field when they are wrong
+            train.add_argument(flag, help=f"(default {field.default})")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to train (default: a GPU when present)")
+    parser.add_argument("--wandb", action="store_true", help="log metrics to wandb (offline unless you configured it)")
+
+
+def given_options(args) -> dict:
+    """{"model": ..., "train": ..., "task": ...}: only the options this command line gives."""
+    model = {name: read_value(getattr(args, name)) for name in [*MODEL_FLAGS, *MODEL_SWITCHES] if getattr(args, name) is not None}
+    model.update(dict(args.option))
+    train = {f.name: read_value(getattr(args, f.name)) for f in dataclasses.fields(TrainSpec) if getattr(args, f.name) is not None}
+    task = {"memory_size": read_value(args.memory_size)} if args.memory_size is not None else {}
+    return {"model": model, "train": train, "task": task}
+
+
+def read_spec(path: str):
+    """The spec of a run folder or its config.json (`--from`)."""
+    from memnet.records import read_json
+    from memnet.spec import RunSpec, SpecError
+
+    config = Path(path) / "config.json" if Path(path).is_dir() else Path(path)
+    if not config.exists():
+        raise SpecError(f"--from: {config} does not exist; give a run folder or its config.json")
+    try:
+        stored = read_json(config)
+    except ValueError as error:
+        raise SpecError(f"--from: {config} is not JSON ({error})") from None
+    if "spec" not in stored:
+        raise SpecError(f"--from: {config} holds no run spec (written by an older memnet?)")
+    return RunSpec.from_dict(stored["spec"], where=str(config))
 
 
 def add_train_parser(commands) -> None:
     parser = commands.add_parser("train", help="train a model on a task and write a run directory",
-                                 description="Train a model; writes config.json, metrics.jsonl, checkpoint.pt and summary.json to --out.")
-    parser.add_argument("--model", default="memn2n", choices=sorted(MODELS), help="which model (default: memn2n)")
-    parser.add_argument("--task", required=True, help="babi:2, babi:1-3,6, babi:all (joint); temporal:easy..nightmare; copy, reverse, sort (seq2seq)")
+                                 description="Train a model; writes config.json, metrics.jsonl, checkpoint.pt and summary.json to --out. "
+                                             "Options: defaults < --preset (or --from) < flags given.")
+    parser.add_argument("--model", choices=sorted(MODELS), help="which model (default: memn2n)")
+    parser.add_argument("--task", help="babi:2, babi:1-3,6, babi:all (joint); temporal:easy..nightmare; copy, reverse, sort (seq2seq)")
     parser.add_argument("--out", required=True, help="run directory to write")
+    parser.add_argument("--from", dest="from_run", metavar="RUN", help="run the spec of RUN (a run folder or its config.json) again; flags given change it")
     add_data_flags(parser)
-    parser.add_argument("--preset", choices=sorted(PRESETS), help="a column of the paper's table: " + ", ".join(sorted(PRESETS)))
-    parser.add_argument("--memory-size", type=int, default=DEFAULT_MEMORY_SIZE, help="most recent sentences kept in memory (default: 50)")
-    model = parser.add_argument_group("memn2n options")
-    model.add_argument("--hops", type=int, help="memory hops (default 3)")
-    model.add_argument("--dim", type=int, help="embedding size (default 20; 50 for joint presets)")
-    model.add_argument("--encoding", choices=["bow", "position", "position-release"],
-                       help="sentence encoding: the paper's position encoding (default), bag of words, or the official release's weights")
-    model.add_argument("--tying", choices=["adjacent", "layerwise"], help="weight tying (default adjacent)")
-    model.add_argument("--relu", action="store_true", default=None, help="ReLU between hops (layerwise only)")
-    model.add_argument("--no-temporal", dest="temporal", action="store_false", default=None, help="no temporal encoding")
-    model.add_argument("--option", "-o", action="append", type=parse_option, default=[], metavar="KEY=VALUE",
-                       help="any other field of the model's config, e.g. -o hidden=64")
-    train = parser.add_argument_group("training")
-    for field in dataclasses.fields(TrainConfig):
-        flag = "--" + field.name.replace("_", "-")
-        if field.type in ("bool", bool):
-            train.add_argument(flag, action="store_true", default=None, help=f"(default {field.default})")
-        else:
-            kind = {"int": int, "float": float, "str": str}.get(str(field.type), type(field.default))
-            train.add_argument(flag, type=kind, help=f"(default {field.default})")
+    parser.add_argument("--preset", help="named settings: " + ", ".join(sorted(PRESETS)))
+    add_spec_flags(parser)
     parser.add_argument("--repeats", type=int, default=1, help="train N seeds, keep the lowest validation error")
-    parser.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    parser.add_argument("--resume", action="store_true", help="continue the interrupted run in --out (its spec must match)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=run_train)
 
 
 def run_train(args) -> None:
+    from memnet.spec import SpecError, resolve
     from memnet.train import train_repeats
-    from tasks.registry import load
 
-    preset = PRESETS[args.preset] if args.preset else {"model": {}, "train": {}}
-    model_options = dict(preset["model"])
-    model_options.update({field: getattr(args, dest) for dest, field in MODEL_FLAGS.items() if getattr(args, dest) is not None})
-    model_options.update(dict(args.option))
-    train_options = dict(preset["train"])
-    train_options.update({f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if getattr(args, f.name) is not None})
-    config = TrainConfig(**train_options)
-    task_options = {"data_dir": args.data_dir, "variant": args.variant, "memory_size": args.memory_size}
-    data = load(args.task, **task_options)
-    summary = train_repeats(args.model, model_options, config, data, task_options, args.out, args.repeats, args.resume, not args.quiet)
+    base = read_spec(args.from_run) if args.from_run else None
+    if not base and not args.task:
+        raise SpecError("--task is required (or --from RUN to run a recorded spec again)")
+    options = given_options(args)
+    task = {**options["task"], **{key: value for key, value in
+                                  {"name": args.task, "data_dir": args.data_dir, "variant": args.variant}.items() if value is not None}}
+    spec = resolve(args.model or ("memn2n" if not base else None), args.preset, options["model"], options["train"], task, base)
+    summary = train_repeats(spec, args.out, args.repeats, resume=args.resume, progress=not args.quiet, device=args.device,
+                            use_wandb=args.wandb, preset=args.preset)
     errors = ", ".join(f"task {task}: {error}%" for task, error in summary["test_error"].items() if task != "all")
     print(f"test error {summary['test_error']['all']}%" + (f" ({errors})" if errors else "") + f"; records in {args.out}")
 
@@ -131,28 +174,31 @@ def run_data_babi(args) -> None:
 
 def add_bench_parser(commands) -> None:
     parser = commands.add_parser("bench", help="train a grid of models on bAbI and write result tables",
-                                 description="Train models x tasks x data sizes x modes x seeds; resumable; writes results/NAME/.")
+                                 description="Train models x tasks x data sizes x modes x seeds; resumable; writes results/NAME/. "
+                                             "Model and training flags apply to every run, on top of each model's preset.")
     parser.add_argument("--name", required=True, help="folder under --results for this benchmark")
     parser.add_argument("--models", default="memn2n:pe-ls-rn", help="comma list of MODEL[:PRESET], e.g. memn2n:pe-ls-rn,lstm")
     parser.add_argument("--tasks", default="all", help="all, 2, 1-3,6 (default all)")
     parser.add_argument("--variants", default="en", help="comma list of data folders: en, en-10k (default en)")
     parser.add_argument("--modes", default="per-task", help="comma list: per-task, joint (default per-task)")
-    parser.add_argument("--repeats", type=int, default=1, help="seeds per task; the table keeps the best by valid error")
+    parser.add_argument("--repeats", type=int, default=1, help="seeds per task, from --seed on; the table keeps the best by valid error")
     parser.add_argument("--data-dir", help=DATA_DIR_HELP)
     parser.add_argument("--results", default="results", help="where benchmark folders go (default results/)")
     parser.add_argument("--workers", type=int, help="parallel runs on CPU (default: one per core)")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--set", action="append", type=parse_option, default=[], metavar="KEY=VALUE", dest="overrides",
-                        help="training option for every run, e.g. --set epochs=5")
-    parser.add_argument("--wandb", action="store_true", help="log every run, and the final table, to one wandb group")
+    parser.add_argument("--extend", action="store_true", help="add models, tasks, data, modes or seeds to an existing benchmark (same options)")
+    add_spec_flags(parser)
     parser.set_defaults(run=run_bench)
 
 
 def run_bench(args) -> None:
-    from memnet.bench import overrides_from, run_bench as bench
+    from memnet.bench import run_bench as bench
 
-    bench(args.name, args.models.split(","), args.tasks, args.variants.split(","), args.modes.split(","), args.repeats,
-          args.data_dir, args.results, args.workers, overrides_from(args.overrides), args.device, args.wandb)
+    grid = {"models": args.models.split(","), "tasks": args.tasks, "variants": args.variants.split(","),
+            "modes": args.modes.split(","), "repeats": args.repeats}
+    options = given_options(args)
+    spelled = " ".join(shlex.quote(word) for word in sys.argv[1:] if word)  # shown when a re-run's options differ
+    bench(args.name, grid, options, data_dir=args.data_dir, results=args.results, workers=args.workers, device=args.device,
+          use_wandb=args.wandb, extend=args.extend, command_options=spelled)
 
 
 def add_inspect_parser(commands) -> None:
@@ -176,8 +222,10 @@ def run_inspect(args) -> None:
     from memnet.inspection import attend, choose, load_run, render_html, render_png, render_terminal, run_report
     from memnet.records import write_atomic
 
+    from memnet.batches import Seq2SeqBatch
+
     run = load_run(args.run_dir, args.data_dir)
-    if "source" in run.data.splits[args.split]:  # a seq2seq run: alignments instead of attention over sentences
+    if isinstance(run.data.splits[args.split], Seq2SeqBatch):  # a seq2seq run: alignments instead of attention over sentences
         from memnet.inspection import align, render_alignment, render_alignment_png
 
         example = align(run, args.split, args.index or 0)
@@ -237,14 +285,19 @@ def main(argv=None) -> None:
     add_data_parser(commands)
     add_bench_parser(commands)
     add_inspect_parser(commands)
+    add_report_parser(commands)
     args = parser.parse_args(argv)
+    from memnet.records import code_identity
+
+    code_identity()  # the code this process imported, taken before a long command gives anyone time to edit it
     try:
         args.run(args)
     except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as error:
         print(f"memnet {args.command}: error: {error}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        print("\ninterrupted; a run continues with the same command and --resume", file=sys.stderr)
+        again = "the same command" if args.command == "bench" else "the same command and --resume"
+        print(f"\ninterrupted; {args.command} continues with {again}", file=sys.stderr)
         sys.exit(130)
 
 

@@ -5,21 +5,21 @@ baseline on each, prints their test errors side by side, and shows one test stor
 memory network's attention over its sentences at every hop.
 """
 
-import dataclasses
 import time
 from pathlib import Path
 
 from memnet.inspection import attend, load_run, render_terminal
 from memnet.models import MODELS
-from memnet.train import TrainConfig, train_run
+from memnet.spec import resolve
+from memnet.train import train_run
 from tasks.generator import TASK_NAMES, GeneratorConfig, generate_babi
 from tasks.registry import load
 
 DEMO_TASKS = (1, 2, 6)  # one supporting fact, two supporting facts, yes/no questions
 # Short schedules that still learn these tasks (the paper's protocol is `memnet train` / `memnet bench`).
-SETTINGS = {
-    "memn2n": ({"encoding": "position"}, TrainConfig(epochs=45, lr_halve_every=15, linear_start=15, random_noise=True)),  # PE LS RN, shortened
-    "lstm": ({"hidden": 64}, TrainConfig(epochs=6, optimizer="adam", lr=0.005, lr_halve_every=0)),
+SETTINGS = {  # model -> (model options, training options)
+    "memn2n": ({"encoding": "position"}, {"epochs": 45, "lr_halve_every": 15, "linear_start": 15, "random_noise": True}),  # PE LS RN, shortened
+    "lstm": ({"hidden": 64}, {"epochs": 6, "optimizer": "adam", "lr": 0.005, "lr_halve_every": 0}),
 }
 
 
@@ -35,10 +35,10 @@ def run_demo(out: str | Path | None = None, questions: int = 1000, seed: int = 0
     for task in DEMO_TASKS:
         data = load(f"babi:{task}", data_dir=data_dir, variant="en")
         for name in models:
-            options, config = SETTINGS[name]
+            options, training = SETTINGS[name]
+            spec = resolve(name, None, options, {**training, "seed": seed}, {"name": f"babi:{task}", "data_dir": str(data_dir)})
             run_dir = out / "runs" / f"{name}-task-{task}"
-            summary = train_run(name, options, dataclasses.replace(config, seed=seed), data,
-                                {"data_dir": str(data_dir), "variant": "en"}, run_dir, progress=progress)
+            summary = train_run(spec, run_dir, progress=progress, data=data)
             errors.setdefault(task, {})[name] = summary["test_error"]["all"]
             if name == "memn2n" and task == 2:
                 shown = (run_dir, data)
@@ -49,7 +49,7 @@ def run_demo(out: str | Path | None = None, questions: int = 1000, seed: int = 0
     if shown:
         run_dir, data = shown
         run = load_run(run_dir)
-        index = int((data.splits["test"]["memory_mask"].sum(1) >= 6).nonzero()[0])  # a story with a few sentences
+        index = int((data.splits["test"].memory_mask.sum(1) >= 6).nonzero()[0])  # a story with a few sentences
         print("\nwhat the memory network reads, hop by hop (task 2, a test story):\n")
         print(render_terminal(attend(run, "test", [index])[0]))
     print(f"\nfinished in {time.perf_counter() - started:.0f} s; records (configs, metrics, checkpoints, data) in {out}")

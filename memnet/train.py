@@ -1,9 +1,13 @@
 """The training loop: one run, repeats of it, and the records they leave.
 
 A run directory holds
-    config.json      model, training and task settings, and the environment that ran them
+    config.json      the run's spec as resolved (memnet.spec), the sizes read from the data, and the
+                     environment that ran it (code identity, libraries, device, command); one more
+                     environment per resume under "resumed"
+    code-HASH.diff   the uncommitted changes of the code that ran, when there were any
     metrics.jsonl    one line per epoch: phase, lr, train/valid loss and error, seconds
-    checkpoint.pt    model, vocabulary, configs and loop state, rewritten atomically every epoch
+    checkpoint.pt    spec, sizes, vocabulary, model, optimizer, every generator and the loop state,
+                     rewritten atomically every epoch
     summary.json     test/valid/train error in percent (overall and per task), device, seconds, seed
 
 The loop is the paper's (Sukhbaatar et al. 2015, sec. 4.2): SGD, lr 0.01 halved every 25 epochs,
@@ -14,48 +18,21 @@ lr 0.005, then the full schedule from the top, as the official release does) and
 import dataclasses
 import json
 import math
+import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from memnet.models import build_model, model_config
-from memnet.records import environment, read_json, save_torch, write_atomic, write_json
-from tasks.babi_tensors import add_time_noise
-from tasks.registry import TaskData
-
-IGNORE = -100  # target value of positions with nothing to predict (padding in sequences)
-OPTIMIZERS = ("sgd", "adam")
-LINEAR_START_UNTIL = ("epochs", "plateau")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    epochs: int = 100  # epochs of the main schedule (after any linear start)
-    batch_size: int = 32
-    optimizer: str = "sgd"  # "sgd" as in the paper, or "adam"
-    lr: float = 0.01
-    lr_halve_every: int = 25  # epochs between halvings of lr; 0 keeps it constant (joint: 15)
-    clip_norm: float = 40.0  # max gradient norm of each weight matrix; 0 turns clipping off
-    linear_start: int = 0  # epochs trained with the softmax removed before the main schedule; 0 = off
-    linear_start_lr: float = 0.005  # the paper's linear-start learning rate
-    linear_start_until: str = "epochs"  # "epochs": all of them; "plateau": end early once valid loss stops falling
-    random_noise: bool = False  # insert up to 10% empty memories in the time index while training
-    seed: int = 0
-    device: str = "auto"  # "auto" (a GPU when present), "cpu" or "cuda"
-    wandb: bool = False  # log metrics to wandb (offline unless the user configured it)
-
-    def __post_init__(self):
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
-        if self.linear_start_until not in LINEAR_START_UNTIL:
-            raise ValueError(f"unknown linear_start_until {self.linear_start_until!r}; choose one of {', '.join(LINEAR_START_UNTIL)}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"unknown device {self.device!r}; choose one of auto, cpu, cuda")
-
+from memnet.batches import IGNORE_INDEX, Batch
+from memnet.locks import hold
+from memnet.models import build_model
+from memnet.records import code_identity, environment, read_json, save_torch, write_atomic, write_json
+from memnet.selection import best_of
+from memnet.spec import RunSpec, SpecError, TaskSpec, TrainSpec, differences
+from tasks.registry import TaskData, load
 
 class Diverged(RuntimeError):
     """The loss became NaN or infinite."""
@@ -75,8 +52,8 @@ def loss_and_wrong(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Te
     Summed, not averaged: the paper's lr 0.01 and clipping at 40 are for the summed loss of the
     official release; averaging would divide every step by the batch size.
     """
-    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=IGNORE, reduction="sum")
-    wrong = (logits.argmax(-1) != target) & (target != IGNORE)  # (b,) or (b, t)
+    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=IGNORE_INDEX, reduction="sum")
+    wrong = (logits.argmax(-1) != target) & (target != IGNORE_INDEX)  # (b,) or (b, t)
     return loss, wrong.reshape(len(target), -1).any(1)  # (), (b,)
 
 
@@ -87,9 +64,9 @@ def clip_each(model: torch.nn.Module, max_norm: float) -> None:
             torch.nn.utils.clip_grad_norm_(parameter, max_norm)
 
 
-def train_step(model, optimizer, batch: dict, clip_norm: float) -> tuple[float, torch.Tensor]:
+def train_step(model, optimizer, batch: Batch, clip_norm: float) -> tuple[float, torch.Tensor]:
     model.train()
-    loss, wrong = loss_and_wrong(model(batch).logits, batch["target"])
+    loss, wrong = loss_and_wrong(model(batch).logits, batch.target)
     if not torch.isfinite(loss):
         raise Diverged(f"loss became {loss.item()}")
     optimizer.zero_grad(set_to_none=True)
@@ -101,29 +78,30 @@ def train_step(model, optimizer, batch: dict, clip_norm: float) -> tuple[float, 
 
 
 @torch.no_grad()
-def evaluate(model, split: dict[str, torch.Tensor], batch_size: int = 1000) -> dict:
-    """Loss, error (fraction) and the per-example `wrong` mask over a whole split."""
+def evaluate(model, split: Batch, batch_size: int = 1000) -> dict:
+    """Loss, error (fraction) and the per-example `wrong` mask over a whole split, of any task family."""
     model.eval()
     total, wrongs = 0.0, []
-    for start in range(0, len(split["target"]), batch_size):
-        batch = {key: value[start : start + batch_size] for key, value in split.items()}
-        loss, wrong = loss_and_wrong(model(batch).logits, batch["target"])
+    for batch in split.chunks(batch_size):
+        loss, wrong = loss_and_wrong(model(batch).logits, batch.target)
         total += loss.item()
         wrongs.append(wrong)
     wrong = torch.cat(wrongs)
     return {"loss": total / len(wrong), "error": wrong.float().mean().item(), "wrong": wrong}
 
 
-def percent_by_task(wrong: torch.Tensor, split: dict) -> dict[str, float]:
-    """Error in percent, overall and per bAbI task when the split has several."""
+def percent_by_task(wrong: torch.Tensor, split: Batch) -> dict[str, float]:
+    """Error in percent, overall and per task when the split has several (joint bAbI)."""
     errors = {"all": round(100 * wrong.float().mean().item(), 2)}
-    if "task" in split and len(split["task"].unique()) > 1:
-        for task in split["task"].unique().tolist():
-            errors[str(task)] = round(100 * wrong[split["task"] == task].float().mean().item(), 2)
+    task = split.task.to(wrong.device)  # (n,)
+    tasks = task.unique().tolist()
+    if len(tasks) > 1:
+        for number in tasks:
+            errors[str(number)] = round(100 * wrong[task == number].float().mean().item(), 2)
     return errors
 
 
-def learning_rate(config: TrainConfig, epoch: int, main_from: int | None) -> float:
+def learning_rate(config: TrainSpec, epoch: int, main_from: int | None) -> float:
     """lr of `epoch`; `main_from` is the epoch the main schedule started (None: still in linear start)."""
     if main_from is None:
         return config.linear_start_lr
@@ -131,32 +109,24 @@ def learning_rate(config: TrainConfig, epoch: int, main_from: int | None) -> flo
     return config.lr * 0.5**halvings
 
 
-def make_optimizer(config: TrainConfig, model) -> torch.optim.Optimizer:
+def make_optimizer(config: TrainSpec, model) -> torch.optim.Optimizer:
     if config.optimizer == "adam":
         return torch.optim.Adam(model.parameters(), lr=config.lr)
     return torch.optim.SGD(model.parameters(), lr=config.lr)
 
 
-def trim_memory(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Drop memory slots that no story of the batch fills (a split is padded to its longest story)."""
-    if "memory_mask" not in batch:
-        return batch
-    used = int(batch["memory_mask"].sum(1).max())
-    return {key: value[:, :used] if key in ("story", "memory_mask", "time") else value for key, value in batch.items()}
+def train_epoch(model, optimizer, train: Batch, config: TrainSpec, shuffle: torch.Generator,
+                noise: torch.Generator | None):
+    """One pass over the training split in shuffled batches; mean loss per example and the `wrong` mask.
 
-
-def to_device(split: dict[str, torch.Tensor], device) -> dict[str, torch.Tensor]:
-    return {key: value.to(device) for key, value in split.items()}
-
-
-def train_epoch(model, optimizer, train: dict[str, torch.Tensor], config: TrainConfig, shuffle: torch.Generator):
-    """One pass over the training split in shuffled batches; mean loss per example and the `wrong` mask."""
+    `shuffle` (on the CPU) orders the batches; `noise`, a generator on the data's device, draws the
+    random noise when `config.random_noise` asks for it (the spec allows that for story data only).
+    """
     losses, wrongs = [], []
-    for index in torch.randperm(len(train["target"]), generator=shuffle).split(config.batch_size):
-        batch = trim_memory({key: value[index.to(train["target"].device)] for key, value in train.items()})
+    for index in torch.randperm(len(train), generator=shuffle).split(config.batch_size):
+        batch = train.select(index)
         if config.random_noise:
-            device = batch["time"].device
-            batch["time"] = add_time_noise(batch["time"].cpu(), batch["memory_mask"].cpu(), shuffle).to(device)
+            batch = batch.with_time_noise(noise)
         loss, wrong = train_step(model, optimizer, batch, config.clip_norm)
         losses.append(loss)
         wrongs.append(wrong)
@@ -164,70 +134,124 @@ def train_epoch(model, optimizer, train: dict[str, torch.Tensor], config: TrainC
     return sum(losses) / len(wrong), wrong
 
 
-def check_fits(config: TrainConfig, model, train: dict[str, torch.Tensor], model_name: str, task: str) -> None:
-    """Options that only make sense for memory models fail loudly elsewhere."""
-    if config.random_noise and "time" not in train:
-        raise ValueError(f"random noise moves the time index of memories; task {task} has none")
-    if config.linear_start and not hasattr(model, "use_softmax"):
-        raise ValueError(f"linear start removes the memory softmax; model {model_name} has none to remove")
+def refuse_other_work(out: Path, spec: RunSpec, resume: bool) -> None:
+    """Refuse, before anything is written, an --out that holds another spec's run or a finished one.
+
+    Read-only: a refused command leaves the folder exactly as it was.
+    """
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} is a file, not a run folder; pick another --out")
+    if (out / "summary.json").exists() and not (out / "config.json").exists():
+        raise FileExistsError(f"{out} holds a group of repeats, not one run; pick another --out")
+    if not (out / "config.json").exists():
+        return
+    stored = read_json(out / "config.json")
+    if "spec" not in stored:
+        raise SpecError(f"{out} holds a run written by an older memnet, without a run spec to compare; pick another --out")
+    changed = differences(stored["spec"], spec.to_dict())
+    if changed:
+        hint = f"; to continue it as it was: memnet train --from {out / 'config.json'} --out {out} --resume" if resume else ""
+        raise SpecError(f"{out} holds a run of another spec ({'; '.join(changed)}); nothing was changed. "
+                        f"Pick another --out{hint}")
+    if not resume and (out / "summary.json").exists():
+        raise FileExistsError(f"{out} already holds this finished run; pick another --out, or --resume to keep it")
+    if not resume and (out / "checkpoint.pt").exists():
+        raise FileExistsError(f"{out} holds this run unfinished; continue it with --resume, or pick another --out")
 
 
-def train_run(model_name: str, model_options: dict, config: TrainConfig, data: TaskData, task_options: dict,
-              out: str | Path, resume: bool = False, progress: bool = True) -> dict:
-    """Train one model with one seed; write the run directory; return the summary."""
+def load_data(task: TaskSpec) -> TaskData:
+    """The data a task spec names; with `test_data_dir`, the test split comes from there (training vocabulary)."""
+    data = load(task.name, data_dir=task.data_dir, variant=task.variant, memory_size=task.memory_size)
+    if task.test_data_dir:
+        tested = load(task.name, data_dir=task.test_data_dir, variant=task.variant, memory_size=task.memory_size, vocab=data.vocab)
+        data.splits["test"], data.examples["test"] = tested.splits["test"], tested.examples["test"]
+    return data
+
+
+def record_environment(out: Path, device: torch.device) -> dict:
+    """The environment of this process, with the diff of uncommitted code saved beside the record."""
+    env = environment(device)
+    if env["code"]["dirty"]:
+        name = f"code-{env['code']['diff_sha256'][:12]}.diff"
+        if not (out / name).exists():
+            write_atomic(out / name, code_identity()["diff"])
+        env["code"]["diff_file"] = name
+    return env
+
+
+def train_run(spec: RunSpec, out: str | Path, *, resume: bool = False, progress: bool = True, device: str = "auto",
+              use_wandb: bool = False, data: TaskData | None = None, preset: str | None = None) -> dict:
+    """Train the run `spec` describes into the folder `out`; return its summary.
+
+    `out` is held against other writers; a folder that holds another spec's run is refused
+    untouched; `resume` continues this spec's run from its last checkpoint.
+    """
     out = Path(out)
-    checkpoint_path = out / "checkpoint.pt"
-    if (out / "summary.json").exists() and not resume:
-        raise FileExistsError(f"{out} already holds a finished run; pick another --out, or --resume to keep it")
-    if checkpoint_path.exists() and not resume:
-        raise FileExistsError(f"{out} holds an unfinished run; continue it with --resume, or pick another --out")
-    device = resolve_device(config.device)
+    refuse_other_work(out, spec, resume)
+    with hold(out):
+        refuse_other_work(out, spec, resume)  # again, now that no one else can write
+        if resume and (out / "summary.json").exists():
+            return read_json(out / "summary.json")
+        return train_held(spec, out, resume, progress, resolve_device(device), use_wandb, data, preset)
+
+
+def train_held(spec: RunSpec, out: Path, resume: bool, progress: bool, device: torch.device, use_wandb: bool,
+               data: TaskData | None, preset: str | None) -> dict:
+    config, checkpoint_path = spec.train, out / "checkpoint.pt"
+    data = data or load_data(spec.task)
     torch.manual_seed(config.seed)
-    model_cfg = model_config(model_name, data.sizes, model_options)
-    model = build_model(model_name, model_cfg).to(device)
+    model = build_model(spec.model.name, spec.model.config, data.sizes).to(device)
     optimizer = make_optimizer(config, model)
-    shuffle = torch.Generator().manual_seed(config.seed)  # batches and noise: same seed, same run
+    shuffle = torch.Generator().manual_seed(config.seed)  # batch order: same seed, same run
+    noise = torch.Generator(device=device).manual_seed(config.seed)  # random noise, drawn where the data is
     state = {"epoch": 0, "main_from": 0 if not config.linear_start else None, "best_linear_loss": math.inf, "seconds": 0.0}
     if resume and checkpoint_path.exists():
         saved = torch.load(checkpoint_path, weights_only=True)
+        changed = differences(saved["spec"], spec.to_dict())
+        if changed:
+            raise SpecError(f"{checkpoint_path} was trained with another spec ({'; '.join(changed)}); pick another --out")
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         shuffle.set_state(saved["shuffle"])
+        noise.set_state(saved["noise"])
+        torch.set_rng_state(saved["torch_rng"])  # dropout and any other draw from the global generator
         state = saved["state"]
         keep = [line for line in (out / "metrics.jsonl").read_text().splitlines() if json.loads(line)["epoch"] < state["epoch"]]
         write_atomic(out / "metrics.jsonl", "".join(line + "\n" for line in keep))
+        record = read_json(out / "config.json")
+        record.setdefault("resumed", []).append(record_environment(out, device))
+        write_json(out / "config.json", record)
     else:
+        if (out / "config.json").exists():  # resuming a folder copied without its checkpoint
+            print(f"{out} has no checkpoint: training this run from the start", file=sys.stderr)
         out.mkdir(parents=True, exist_ok=True)
         write_atomic(out / "metrics.jsonl", "")
-    write_json(out / "config.json", {
-        "model": model_name, "model_config": dataclasses.asdict(model_cfg), "train_config": dataclasses.asdict(config),
-        "task": data.name, "task_options": task_options, "skipped": data.skipped, "environment": environment(device),
-    })
-    splits = {name: to_device(split, device) for name, split in data.splits.items()}
+        write_json(out / "config.json", {"spec": spec.to_dict(), "sizes": dataclasses.asdict(data.sizes), "preset": preset,
+                                         "skipped": data.skipped, "environment": record_environment(out, device)})
+    splits = {name: split.to(device) for name, split in data.splits.items()}
     train = splits["train"]
-    check_fits(config, model, train, model_name, data.name)
-    if config.wandb:
+    if use_wandb:
         from memnet import wandb_log
 
-        logger = wandb_log.start(out, model_name, model_cfg, config, data.name)
+        logger = wandb_log.start(out, spec.model.name, spec.model.config, config, spec.task.name)
     else:
         logger = None
 
     def total_epochs():
         return (state["main_from"] if state["main_from"] is not None else config.linear_start) + config.epochs
 
-    bar = tqdm(total=total_epochs(), initial=state["epoch"], desc=f"{model_name} {data.name} seed {config.seed}",
+    bar = tqdm(total=total_epochs(), initial=state["epoch"], desc=f"{spec.model.name} {spec.task.name} seed {config.seed}",
                disable=not progress, unit="epoch", dynamic_ncols=True)
     while state["epoch"] < total_epochs():
         epoch, started = state["epoch"], time.perf_counter()
         phase = "linear" if state["main_from"] is None else "softmax"
-        if hasattr(model, "use_softmax"):  # memory models: linear start takes their softmax out
+        if config.linear_start:  # linear start takes the memory softmax out (spec checks the model has one)
             model.use_softmax = phase == "softmax"
         lr = learning_rate(config, epoch, state["main_from"])
         for group in optimizer.param_groups:
             group["lr"] = lr
         try:
-            train_loss, wrong = train_epoch(model, optimizer, train, config, shuffle)
+            train_loss, wrong = train_epoch(model, optimizer, train, config, shuffle, noise)
         except Diverged as error:
             raise Diverged(f"{out}: {error} at epoch {epoch + 1} (seed {config.seed}); try a lower --lr or clipping") from None
         valid = evaluate(model, splits["valid"])
@@ -243,7 +267,7 @@ def train_run(model_name: str, model_options: dict, config: TrainConfig, data: T
                 "seconds": round(time.perf_counter() - started, 4)}
         with open(out / "metrics.jsonl", "a") as file:
             file.write(json.dumps(line) + "\n")
-        save_torch(checkpoint_path, checkpoint(model_name, model_cfg, model, optimizer, data, task_options, config, shuffle, state))
+        save_torch(checkpoint_path, checkpoint(spec, data, model, optimizer, shuffle, noise, state))
         if logger:
             wandb_log.log_epoch(logger, line, model, splits["valid"])
         bar.total = total_epochs()
@@ -258,54 +282,59 @@ def train_run(model_name: str, model_options: dict, config: TrainConfig, data: T
     return summary
 
 
-def checkpoint(model_name, model_cfg, model, optimizer, data, task_options, config, shuffle, state) -> dict:
+def checkpoint(spec: RunSpec, data: TaskData, model, optimizer, shuffle, noise, state) -> dict:
     """Everything to predict with the model or to resume its training, as plain tensors and lists."""
     return {
-        "model_name": model_name, "model_config": dataclasses.asdict(model_cfg), "model": model.state_dict(),
-        "vocab": data.vocab.state_dict(), "task": data.name, "task_options": task_options,
-        "train_config": dataclasses.asdict(config), "optimizer": optimizer.state_dict(),
-        "shuffle": shuffle.get_state(), "state": state,
+        "spec": spec.to_dict(), "sizes": dataclasses.asdict(data.sizes), "vocab": data.vocab.state_dict(),
+        "model": model.state_dict(), "optimizer": optimizer.state_dict(), "shuffle": shuffle.get_state(),
+        "noise": noise.get_state(), "torch_rng": torch.get_rng_state(), "state": state,
     }
 
 
-def summarise(model, splits, config: TrainConfig, device, state) -> dict:
-    errors = {name: percent_by_task(evaluate(model, split)["wrong"].cpu(), {k: v.cpu() for k, v in split.items()})
-              for name, split in splits.items()}
+def summarise(model, splits, config: TrainSpec, device, state) -> dict:
+    errors = {name: percent_by_task(evaluate(model, split)["wrong"].cpu(), split.to("cpu")) for name, split in splits.items()}
     return {"test_error": errors["test"], "valid_error": errors["valid"], "train_error": errors["train"],
             "epochs": state["epoch"], "linear_start_epochs": state["main_from"] or 0, "seed": config.seed,
             "device": environment(device)["device"], "seconds": round(state["seconds"], 2)}
 
 
-def train_repeats(model_name: str, model_options: dict, config: TrainConfig, data: TaskData, task_options: dict,
-                  out: str | Path, repeats: int = 1, resume: bool = False, progress: bool = True) -> dict:
-    """Train `repeats` seeds (seed, seed+1, ...) and keep the one with the lowest validation error.
+def train_repeats(spec: RunSpec, out: str | Path, repeats: int = 1, *, resume: bool = False, progress: bool = True,
+                  device: str = "auto", use_wandb: bool = False, preset: str | None = None) -> dict:
+    """Train `repeats` seeds (seed, seed+1, ...) and keep the best by validation (`memnet.selection`).
 
     One repeat writes its run straight into `out`; several write `out/seed-S/` each and a
-    `summary.json` in `out` that records every repeat and names the best.
+    `summary.json` in `out` that records every repeat and names the best. Every seed folder is
+    checked against the spec before the first one trains.
     """
+    if repeats < 1:
+        raise SpecError(f"repeats: must be at least 1, got {repeats}")
     if repeats == 1:
-        return train_run(model_name, model_options, config, data, task_options, out, resume, progress)
+        return train_run(spec, out, resume=resume, progress=progress, device=device, use_wandb=use_wandb, preset=preset)
     out = Path(out)
-    runs = []
-    for seed in range(config.seed, config.seed + repeats):
-        run_dir = out / f"seed-{seed}"
-        if (run_dir / "summary.json").exists():
-            runs.append({"run": run_dir.name, **read_json(run_dir / "summary.json")})  # finished earlier
-            continue
-        try:
-            summary = train_run(model_name, model_options, dataclasses.replace(config, seed=seed), data, task_options,
-                                run_dir, resume=resume or (run_dir / "checkpoint.pt").exists(), progress=progress)
-            runs.append({"run": run_dir.name, **summary})
-        except Diverged as error:
-            print(f"repeat with seed {seed} diverged and is left out: {error}")
-            runs.append({"run": run_dir.name, "seed": seed, "diverged": str(error)})
-    finished = [run for run in runs if "diverged" not in run]
-    if not finished:
-        raise Diverged(f"all {repeats} repeats diverged")
-    best = min(finished, key=lambda run: (run["valid_error"]["all"], run["seed"]))
-    tests = torch.tensor([run["test_error"]["all"] for run in finished])
-    summary = {**best, "best_run": best["run"], "repeats": runs,
-               "test_error_mean": round(tests.mean().item(), 2),
-               "test_error_std": round(tests.std().item(), 2) if len(tests) > 1 else 0.0}
-    write_json(out / "summary.json", summary)
+    if (out / "config.json").exists():
+        raise FileExistsError(f"{out} holds a single run; pick another --out for {repeats} repeats")
+    seeds = [spec.with_seed(seed) for seed in range(spec.train.seed, spec.train.seed + repeats)]
+    for seed_spec in seeds:  # refuse before any training
+        run_dir = out / f"seed-{seed_spec.train.seed}"
+        refuse_other_work(run_dir, seed_spec, resume=True)
+    with hold(out, "repeats folder"):
+        data, runs = load_data(spec.task), []
+        for seed_spec in seeds:
+            run_dir, seed = out / f"seed-{seed_spec.train.seed}", seed_spec.train.seed
+            try:
+                summary = train_run(seed_spec, run_dir, resume=True, progress=progress, device=device,
+                                    use_wandb=use_wandb, data=data, preset=preset)
+                runs.append({"run": run_dir.name, **summary})
+            except Diverged as error:
+                print(f"repeat with seed {seed} diverged and is left out: {error}")
+                runs.append({"run": run_dir.name, "seed": seed, "diverged": str(error)})
+        finished = [run for run in runs if "diverged" not in run]
+        if not finished:
+            raise Diverged(f"all {repeats} repeats diverged")
+        best = best_of(finished, valid=lambda run: run["valid_error"]["all"])
+        tests = torch.tensor([run["test_error"]["all"] for run in finished])
+        summary = {**best, "best_run": best["run"], "repeats": runs, "spec": spec.to_dict(),
+                   "test_error_mean": round(tests.mean().item(), 2),
+                   "test_error_std": round(tests.std().item(), 2) if len(tests) > 1 else 0.0}
+        write_json(out / "summary.json", summary)
     return summary

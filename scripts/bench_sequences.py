@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from memnet.echo import EchoConfig, train_echo
+from memnet.batches import IGNORE_INDEX
 from memnet.models import build_model, model_config
 from memnet.records import environment, write_atomic, write_json
 from memnet.train import TrainConfig, evaluate, train_run
@@ -49,7 +50,7 @@ PLANS = {
         "echo": {"delays": [1, 3, 5, 8, 10, 12, 15], "cells": ["RNN", "LSTM"], "seeds": [0],
                  "config": {"hidden": 16, "chunk": 20, "streams": 8, "steps": 10000, "epochs": 4, "lr": 0.01}},
         "seq2seq": {"tasks": ["reverse", "sort"], "spec": "train=5-10,test=5-20,size=10000,per_length=100",
-                    "attentions": ["additive", "dot", "none"], "seed": 0, "model": {"hidden": 128, "embed_dim": 32},
+                    "attentions": ["additive", "dot", "none"], "seed": 0, "model": {"hidden": 128, "dim": 32},
                     "train": {"optimizer": "adam", "lr": 0.003, "lr_halve_every": 3, "batch_size": 64, "epochs": 8}},
     },
     "smoke": {
@@ -58,7 +59,7 @@ PLANS = {
         "echo": {"delays": [1, 3], "cells": ["RNN", "LSTM"], "seeds": [0],
                  "config": {"hidden": 4, "chunk": 10, "streams": 2, "steps": 100, "epochs": 1, "test_steps": 100}},
         "seq2seq": {"tasks": ["reverse", "sort"], "spec": "train=2-4,test=2-6,size=64,per_length=4",
-                    "attentions": ["additive", "none"], "seed": 0, "model": {"hidden": 8, "embed_dim": 4},
+                    "attentions": ["additive", "none"], "seed": 0, "model": {"hidden": 8, "dim": 4},
                     "train": {"optimizer": "adam", "lr": 0.01, "lr_halve_every": 0, "batch_size": 32, "epochs": 1}},
     },
 }
@@ -100,7 +101,7 @@ def train(model: str, options: dict, config: TrainConfig, data):
         summary = train_run(model, options, config, data, {}, out, progress=False)
         metrics = [json.loads(line) for line in (Path(out) / "metrics.jsonl").read_text().splitlines()]
         saved = torch.load(Path(out) / "checkpoint.pt", weights_only=True)
-    net = build_model(model, model_config(model, data.sizes, options))
+    net = build_model(model, model_config(model, options), data.sizes)
     net.load_state_dict(saved["model"])
     return summary, metrics, net.eval()
 
@@ -172,16 +173,16 @@ def hidden_heatmaps(kept: dict, out: Path, plt) -> None:
     """Every hidden unit of the LSTM at every step of the first test sequence, one panel per kept model."""
     figure, axes = plt.subplots(len(kept), 1, figsize=(12, 2.2 * len(kept) + 0.5), squeeze=False)
     for axis, ((label, column), (net, data)) in zip(axes[:, 0], kept.items()):
-        test = data.splits["test"]
-        tokens = test["input"][:1, : test["lengths"][0]]  # (1, L)
+        first = data.splits["test"].rows(slice(0, 1))
+        tokens = first.input[:, : first.lengths[0]]  # (1, L)
         states, _ = net.steps(tokens)  # (1, L, h)
-        predicted = net({"input": tokens, "lengths": test["lengths"][:1]}).logits.argmax(-1).item()
+        predicted = net(first).logits.argmax(-1).item()
         image = axis.imshow(states[0].T, aspect="auto", cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
         symbols = data.vocab.decode(tokens[0].tolist())
         marked = [i for i, s in enumerate(symbols) if s in "BEXY"] if len(symbols) > 20 else range(len(symbols))
         axis.set_xticks(list(marked), [symbols[i] for i in marked], fontsize=7)
         axis.set_ylabel("unit")
-        axis.set_title(f"{column}, {label}: class {CLASSES[test['target'][0]]}, predicted {CLASSES[predicted]}", fontsize=9)
+        axis.set_title(f"{column}, {label}: class {CLASSES[first.target[0]]}, predicted {CLASSES[predicted]}", fontsize=9)
         figure.colorbar(image, ax=axis, fraction=0.02)
     save_figure(figure, out / "hidden_units.png")
 
@@ -227,14 +228,14 @@ def bench_seq2seq(plan: dict, out: Path, plt) -> dict:
     settings, started, rows, kept = plan["seq2seq"], time.perf_counter(), [], {}
     for task in settings["tasks"]:
         data = load(f"{task}:{settings['spec']}")
-        train_high = max(data.splits["train"]["length"].tolist())
+        train_high = max(data.splits["train"].length.tolist())
         for attention in settings["attentions"]:
             options = {**settings["model"], "attention": attention}
             config = TrainConfig(seed=settings["seed"], device="cpu", **settings["train"])
             summary, metrics, net = train("seq2seq", options, config, data)
             test = data.splits["test"]
             right = ~evaluate(net, test)["wrong"]  # (n,) exact match under greedy decoding
-            by_length = {int(n): round(100 * right[test["length"] == n].float().mean().item(), 1) for n in test["length"].unique()}
+            by_length = {int(n): round(100 * right[test.length == n].float().mean().item(), 1) for n in test.length.unique()}
             rows.append({"task": task, "attention": attention, "options": options, "train_lengths_max": train_high,
                          "exact_match_by_length": by_length, "valid_error_by_epoch": [round(100 * m["valid_error"], 1) for m in metrics],
                          "seconds": summary["seconds"]})
@@ -255,7 +256,7 @@ def bench_seq2seq(plan: dict, out: Path, plt) -> dict:
     md = header("Seq2seq: exact match (%) under greedy decoding, by source length", rec)
     md += (f"Task spec `TASK:{settings['spec']}` (tasks.seq2seq_tasks); model {settings['model']} with a GRU encoder and "
            f"decoder; Adam lr {settings['train']['lr']} halved every {settings['train']['lr_halve_every']} epochs, batch {settings['train']['batch_size']}, {settings['train']['epochs']} epochs, "
-           f"seed {settings['seed']}. Trained on lengths {train_low}-{train_high}; the test set has {data.splits['test']['length'].eq(train_low).sum().item()} "
+           f"seed {settings['seed']}. Trained on lengths {train_low}-{train_high}; the test set has {data.splits['test'].length.eq(train_low).sum().item()} "
            "sequences of every length. A sequence counts only if every symbol and the EOS are right.\n\n")
     md += table(["task", "attention"] + [f"lengths {a}-{b}" + (" (train)" if a == train_low else "") for a, b in bands],
                 [[r["task"], r["attention"]] + [band(r, a, b) for a, b in bands] for r in rows])
@@ -286,22 +287,22 @@ def alignments(kept: dict, settings: dict, out: Path, plt, lengths: list[int]) -
         net, data = kept[(task, "additive")]
         test = data.splits["test"]
         for column, n in enumerate(lengths):
-            candidates = (test["length"] == n).nonzero()
+            candidates = (test.length == n).nonzero()
             axis = axes[row, column]
             if not len(candidates):
                 axis.set_axis_off()
                 continue
             i = candidates[0].item()
-            batch = {key: value[i : i + 1] for key, value in test.items()}
+            batch = test.rows(slice(i, i + 1))
             output = net(batch)
-            steps = int((batch["target"][0] != -100).sum())  # the target's symbols and its EOS
+            steps = int((batch.target[0] != IGNORE_INDEX).sum())  # the target's symbols and its EOS
             weights = output.attention[0, :steps, :n]  # (t, s)
-            source = data.vocab.decode(batch["source"][0, :n].tolist())
+            source = data.vocab.decode(batch.source[0, :n].tolist())
             predicted = data.vocab.decode(output.logits[0, :steps].argmax(-1).tolist())
             axis.imshow(weights, cmap="Greys", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
             axis.set_xticks(range(n), source, fontsize=7)
             axis.set_yticks(range(steps), predicted, fontsize=7)
-            right = predicted == data.vocab.decode([t for t in batch["target"][0].tolist() if t != -100])
+            right = predicted == data.vocab.decode([t for t in batch.target[0].tolist() if t != IGNORE_INDEX])
             axis.set_title(f"{task}, length {n} ({'right' if right else 'wrong'})", fontsize=9)
             axis.set_xlabel("source")
             axis.set_ylabel("output (greedy)")

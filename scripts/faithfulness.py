@@ -3,33 +3,25 @@
     python scripts/faithfulness.py --data-dir DIR --bench results/babi-1k-memn2n --repeats 3
 
 For every task on which MemN2N trained on the real 1k data reaches <= 5% test error (read from the
-benchmark's records), train the same model (PE LS RN) on 1k generated questions, choose the best of
+benchmark's run records), train the same model (PE LS RN) on 1k generated questions, choose the best of
 `--repeats` seeds by the *generated* validation split, and measure it on the *real* test set.
-Writes results/faithfulness/summary.md, results.json and one run record per seed; resumable.
+Writes one run record per seed and faithfulness.json (the arguments and every command that ran);
+resumable. The tables, summary.md and results.json, are made from those records by memnet.report
+(`memnet report results` remakes them), so --bench must sit beside --out.
 """
 
 import argparse
-import dataclasses
 from pathlib import Path
 
 import torch
 
-from memnet.presets import PRESETS
-from memnet.records import environment, read_json, write_atomic, write_json
-from memnet.train import TrainConfig, train_run
-from tasks.generator import TASK_NAMES, GeneratorConfig, generate_babi
-from tasks.registry import load
+from memnet.records import environment, read_json, write_json
+from memnet.report import FAILED_ABOVE, FAITHFULNESS_RECORD, real_data_errors, write_tables
+from memnet.spec import resolve
+from memnet.train import load_data, train_run
+from tasks.generator import GeneratorConfig, generate_babi
 
-PASS = 5.0  # % test error: the paper's line between a solved and a failed task
-
-
-def generated_train_real_test(task: int, generated: Path, real: Path):
-    """Train/valid from the generator, test from the real files, all in the generated vocabulary."""
-    data = load(f"babi:{task}", data_dir=generated, variant="en")
-    real_data = load(f"babi:{task}", data_dir=real, variant="en", vocab=data.vocab)  # unseen real words -> <unk>, counted
-    data.splits["test"], data.examples["test"] = real_data.splits["test"], real_data.examples["test"]
-    data.name = f"babi:{task} (train and valid generated, test real)"
-    return data
+PRESET = "pe-ls-rn"
 
 
 def main() -> None:
@@ -42,43 +34,30 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     out = Path(args.out)
-    rows = read_json(Path(args.bench) / "results.json")["rows"]
-    real_error = {row["task"]: row["best"] for row in rows if row["group"].startswith("memn2n-pe-ls-rn en per-task")}
-    tasks = sorted(task for task, error in real_error.items() if error <= PASS)
+    if Path(args.bench).resolve().parent != out.resolve().parent:
+        parser.error("--bench must sit beside --out: the table is remade from both folders' records")
+    real_error = real_data_errors(Path(args.bench))
+    tasks = sorted(task for task, cell in real_error.items() if cell["best"] <= FAILED_ABOVE)
+    record = read_json(out / FAITHFULNESS_RECORD) if (out / FAITHFULNESS_RECORD).exists() else {"invocations": []}
+    record["invocations"].append(environment(torch.device("cpu")))
+    record.update({"bench": args.bench, "generator_seed": args.seed, "repeats": args.repeats})
+    write_json(out / FAITHFULNESS_RECORD, record)
     generated = out / "generated-data"  # regenerated from the seed on every run; not committed
     generate_babi(generated, tasks, GeneratorConfig(questions=1000, seed=args.seed))
-    preset = PRESETS["pe-ls-rn"]
-    table = []
     for task in tasks:
-        data = generated_train_real_test(task, generated, Path(args.data_dir))
-        runs = []
+        # train and valid generated, test real (read in the training vocabulary: unseen real words -> <unk>)
+        spec = resolve("memn2n", PRESET, task_options={"name": f"babi:{task}", "data_dir": str(generated), "variant": "en",
+                                                        "test_data_dir": args.data_dir})
+        data = load_data(spec.task)
         for seed in range(args.repeats):
             run_dir = out / "runs" / f"task-{task}" / f"seed-{seed}"
             if (run_dir / "summary.json").exists():
-                runs.append(read_json(run_dir / "summary.json"))
                 continue
-            config = dataclasses.replace(TrainConfig(**preset["train"]), seed=seed)
-            runs.append(train_run("memn2n", dict(preset["model"]), config, data, {"generator_seed": args.seed}, run_dir, resume=(run_dir / "checkpoint.pt").exists()))
-        best = min(runs, key=lambda run: (run["valid_error"]["all"], run["seed"]))
-        table.append({"task": task, "name": TASK_NAMES[task], "real_trained": real_error[task],
-                      "generated_trained": best["test_error"]["all"], "generated_valid": best["valid_error"]["all"],
-                      "best_seed": best["seed"], "all_seeds": [run["test_error"]["all"] for run in runs],
-                      "passes": best["test_error"]["all"] <= PASS})
-        print(table[-1])
-    env = environment(torch.device("cpu"))
-    write_json(out / "results.json", {"rows": table, "generator_seed": args.seed, "repeats": args.repeats, "environment": env})
-    lines = ["# Faithfulness of the generator", "",
-             "MemN2N (PE LS RN) trained on 1000 **generated** questions per task (best of "
-             f"{args.repeats} seeds by generated validation error), tested on the **real** bAbI 1k test set, beside the same "
-             f"model trained on the real data (best of 10, from `{args.bench}`). Only tasks the real-data model solves "
-             f"(<= {PASS}% error) are listed.", "",
-             "| task | real-trained test error % | generated-trained, real test error % | every seed | <= 5%? |", "|---|---|---|---|---|"]
-    lines += [f"| {r['task']} {r['name']} | {r['real_trained']:.1f} | {r['generated_trained']:.1f} | "
-              f"{', '.join(f'{e:.1f}' for e in r['all_seeds'])} | {'yes' if r['passes'] else '**no**'} |" for r in table]
-    lines += ["", f"- command: `{env['command']}`", f"- code version: `{env['code_version']}`", f"- device: {env['device']}",
-              f"- libraries: {env['libraries']}", "- every run's config, metrics and summary: `runs/`"]
-    write_atomic(out / "summary.md", "\n".join(lines) + "\n")
-    print("\n".join(lines))
+            summary = train_run(spec.with_seed(seed), run_dir, resume=(run_dir / "config.json").exists(), device="cpu",
+                                data=data, preset=PRESET)
+            print(f"task {task} seed {seed}: real test error {summary['test_error']['all']}%")
+    write_tables(out)
+    print((out / "summary.md").read_text())
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
     python scripts/time_run.py --data-dir DIR --task babi:1 --repeats 3 --out results/timing
 
 Run it on a quiet machine: other processes on the cores make every number slower. Each repeat is
-a fresh process, as a user would run it; the table gives every time and their median.
+a fresh process, as a user would run it; the table (NAME.md, made from the record NAME.json by
+memnet.report) gives every time and their median.
 """
 
 import argparse
@@ -18,6 +19,7 @@ from pathlib import Path
 import torch
 
 from memnet.records import environment, read_json, write_atomic, write_json
+from memnet.report import timing_markdown
 
 
 def main() -> None:
@@ -48,14 +50,9 @@ def main() -> None:
               "median_wall_seconds": statistics.median(run["wall_seconds"] for run in runs)}
     name = args.task.replace(":", "") + ("-" + "-".join(f.strip("-") for f in args.train_flags) if args.train_flags else "")
     write_json(out / f"{name}.json", record)
-    lines = [f"# Wall time of `memnet train --task {args.task} {' '.join(args.train_flags)}`", "",
-             f"Device: {env['device']}, {env['cpu_cores']} cores; code {env['code_version']}; torch {env['libraries']['torch']}.",
-             f"Command: `{env['command']}`. Load average after the runs: {', '.join(f'{x:.2f}' for x in env['load_average_after'])}.", "",
-             "| seed | wall s (whole command) | training s | epochs | test error % |", "|---|---|---|---|---|"]
-    lines += [f"| {r['seed']} | {r['wall_seconds']} | {r['training_seconds']} | {r['epochs']} | {r['test_error']} |" for r in runs]
-    lines += ["", f"Median wall time: **{record['median_wall_seconds']} s**."]
-    write_atomic(out / f"{name}.md", "\n".join(lines) + "\n")
-    print("\n".join(lines))
+    table = timing_markdown(record)  # memnet.report makes it, so `memnet report results` remakes it from the record
+    write_atomic(out / f"{name}.md", table)
+    print(table)
 
 
 if __name__ == "__main__":

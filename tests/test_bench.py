@@ -9,6 +9,14 @@ from memnet.records import write_json
 from memnet.report import write_report
 
 
+def grid(models, tasks="1", repeats=1):
+    return {"models": models, "tasks": tasks, "variants": ["en"], "modes": ["per-task"], "repeats": repeats}
+
+
+def options(**train):
+    return {"model": {}, "train": train, "task": {}}
+
+
 def fake_run(root, spec, data, label, seed, valid, test, per_task=None, seconds=1.0):
     run = root / "runs" / spec / data / label / f"seed-{seed}"
     summary = {"test_error": {"all": test, **(per_task or {})}, "valid_error": {"all": valid},
@@ -73,8 +81,8 @@ def test_seeds_missing_a_task_are_left_out_of_the_spread_and_counted(tmp_path):
 
 
 def test_an_interrupted_benchmark_resumes_without_redoing_runs(babi_dir, tmp_path, monkeypatch):
-    args = dict(name="b", models=["memn2n"], tasks="1", repeats=3, data_dir=babi_dir, results=tmp_path,
-                workers=1, overrides={"epochs": 2})
+    args = dict(name="b", grid=grid(["memn2n"], repeats=3), options=options(epochs=2), data_dir=babi_dir, results=tmp_path,
+                workers=1)
     real, calls = bench.run_job, {"n": 0}
 
     def interrupted(job, **kwargs):
@@ -104,15 +112,17 @@ def test_an_interrupted_benchmark_resumes_without_redoing_runs(babi_dir, tmp_pat
     assert calls["n"] == 0
 
 
-def test_bad_model_spec_lists_the_valid_ones():
+def test_bad_model_spec_lists_the_valid_ones(babi_dir, tmp_path):
     with pytest.raises(ValueError, match="choose one of"):
-        bench.parse_model_spec("memn2n:pe-ls-xx")
+        bench.run_bench("b", grid(["memn2n:pe-ls-xx"]), options(), data_dir=babi_dir, results=tmp_path)
+    with pytest.raises(ValueError, match="choose one of"):
+        bench.run_bench("b", grid(["transformer"]), options(), data_dir=babi_dir, results=tmp_path)
+    assert not (tmp_path / "b").exists()
 
 
 def test_wandb_puts_the_runs_and_the_table_in_one_offline_group(babi_dir, tmp_path, monkeypatch):
     monkeypatch.delenv("WANDB_RUN_GROUP", raising=False)
-    bench.run_bench("w", ["memn2n"], "1", repeats=1, data_dir=babi_dir, results=tmp_path, workers=1,
-                    overrides={"epochs": 1}, use_wandb=True)
+    bench.run_bench("w", grid(["memn2n"]), options(epochs=1), data_dir=babi_dir, results=tmp_path, workers=1, use_wandb=True)
     runs = list((tmp_path / "w").rglob("offline-run-*"))
     assert len(runs) == 2  # the training run and the table, both offline
     assert __import__("os").environ["WANDB_RUN_GROUP"] == "w"  # every run of the benchmark in its group

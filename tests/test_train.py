@@ -8,18 +8,22 @@ import pytest
 import torch
 
 import memnet.train as train_module
+from memnet.batches import DataSizes
 from memnet.models import build_model, model_config
-from memnet.train import Diverged, TrainConfig, evaluate, train_repeats, train_run
+from memnet.spec import TrainSpec, resolve
+from memnet.train import Diverged, evaluate, train_repeats, train_run
 from tasks.registry import load
 from tasks.vocab import Vocab
 
 SMALL = {"dim": 8, "hops": 2}
 
 
-def run(babi_dir, out, **config):
-    data = load("babi:1", data_dir=babi_dir, variant="en")
-    return train_run("memn2n", SMALL, TrainConfig(**{"epochs": 4, **config}), data, {"data_dir": str(babi_dir), "variant": "en"},
-                     out, progress=False), data
+def spec(babi_dir, model="memn2n", options=SMALL, **config):
+    return resolve(model, None, options, {"epochs": 4, **config}, {"name": "babi:1", "data_dir": str(babi_dir)})
+
+
+def run(babi_dir, out, wandb=False, **config):
+    return train_run(spec(babi_dir, **config), out, progress=False, use_wandb=wandb), None
 
 
 def test_a_tiny_run_lowers_the_loss_and_writes_its_records(babi_dir, tmp_path):
@@ -30,14 +34,15 @@ def test_a_tiny_run_lowers_the_loss_and_writes_its_records(babi_dir, tmp_path):
     assert set(summary) >= {"test_error", "valid_error", "train_error", "device", "seconds", "seed"}
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["environment"]["libraries"]["torch"] and config["environment"]["code_version"]
-    assert config["model_config"]["dim"] == 8
+    assert config["spec"]["model"]["options"]["dim"] == 8
 
 
 def test_checkpoint_loads_safely_and_predicts_the_same(babi_dir, tmp_path):
     run(babi_dir, tmp_path / "run")
     saved = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)  # no arbitrary pickles
     data = load("babi:1", data_dir=babi_dir, variant="en", vocab=Vocab.from_state_dict(saved["vocab"]))
-    model = build_model(saved["model_name"], model_config(saved["model_name"], {}, saved["model_config"]))
+    name = saved["spec"]["model"]["name"]
+    model = build_model(name, model_config(name, saved["spec"]["model"]["options"]), DataSizes(**saved["sizes"]))
     model.load_state_dict(saved["model"])
     reloaded = evaluate(model, data.splits["test"])
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
@@ -63,8 +68,7 @@ def test_resume_after_an_interruption_gives_the_uninterrupted_run(babi_dir, tmp_
     assert torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)["state"]["epoch"] == 3
     with pytest.raises(FileExistsError, match="--resume"):
         run(babi_dir, tmp_path / "cut", **config)
-    data = load("babi:1", data_dir=babi_dir, variant="en")
-    resumed = train_run("memn2n", SMALL, TrainConfig(**config), data, {}, tmp_path / "cut", resume=True, progress=False)
+    resumed = train_run(spec(babi_dir, **config), tmp_path / "cut", resume=True, progress=False)
     epochs = [json.loads(line)["epoch"] for line in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
     assert epochs == list(range(7))  # 2 linear-start epochs + 5, each once
     assert resumed["test_error"] == uninterrupted["test_error"] and resumed["train_error"] == uninterrupted["train_error"]
@@ -78,7 +82,7 @@ def test_linear_start_then_softmax(babi_dir, tmp_path):
 
 
 def test_learning_rate_halves_on_schedule():
-    config = TrainConfig(lr=0.01, lr_halve_every=25)
+    config = TrainSpec(lr=0.01, lr_halve_every=25)
     assert [train_module.learning_rate(config, epoch, 0) for epoch in (0, 24, 25, 50, 99)] == [0.01, 0.01, 0.005, 0.0025, 0.00125]
 
 
@@ -95,8 +99,7 @@ def test_nan_loss_stops_the_run_with_a_message(babi_dir, tmp_path, monkeypatch):
 
 
 def test_repeats_keep_the_lowest_validation_error(babi_dir, tmp_path):
-    data = load("babi:1", data_dir=babi_dir, variant="en")
-    summary = train_repeats("memn2n", SMALL, TrainConfig(epochs=3), data, {}, tmp_path / "runs", repeats=3, progress=False)
+    summary = train_repeats(spec(babi_dir, epochs=3), tmp_path / "runs", repeats=3, progress=False)
     assert [r["seed"] for r in summary["repeats"]] == [0, 1, 2]
     assert summary["valid_error"]["all"] == min(r["valid_error"]["all"] for r in summary["repeats"])
     assert (tmp_path / "runs" / summary["best_run"] / "checkpoint.pt").exists()
@@ -110,15 +113,15 @@ def test_train_command_end_to_end(babi_dir, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "test error" in result.stdout and (out / "summary.json").exists()
     config = json.loads((out / "config.json").read_text())
-    assert config["train_config"]["random_noise"] and config["train_config"]["linear_start"] == 1
+    assert config["spec"]["train"]["random_noise"] and config["spec"]["train"]["linear_start"] == 1
     again = subprocess.run(command, capture_output=True, text=True)
-    assert again.returncode == 2 and "already holds a finished run" in again.stderr
+    assert again.returncode == 2 and "already holds this finished run" in again.stderr
 
 
 @pytest.mark.parametrize("flags, message", [
     (["--model", "transformer"], "invalid choice"),
-    (["--optimizer", "rmsprop"], "unknown optimizer 'rmsprop'; choose one of sgd, adam"),
-    (["-o", "heads=4"], "has no option heads; its options are"),
+    (["--optimizer", "rmsprop"], "train.optimizer: should be 'sgd' or 'adam' (got 'rmsprop')"),
+    (["-o", "heads=4"], "model memn2n.heads: unknown option; valid options are"),
     (["--variant", "en-20k"], "no bAbI folder 'en-20k'"),
 ])
 def test_bad_options_get_clear_errors(babi_dir, tmp_path, flags, message):
@@ -134,12 +137,3 @@ def test_wandb_logs_offline_with_attention_images(babi_dir, tmp_path):
     assert len(runs) == 1  # offline: nothing left the machine
     images = list(runs[0].rglob("media/images/attention_*.png"))
     assert len(images) >= 2 * 3  # three validation examples after each of the 2 epochs
-
-
-def test_memory_only_options_are_refused_for_other_models_and_tasks(babi_dir, tmp_path):
-    data = load("babi:1", data_dir=babi_dir, variant="en")
-    with pytest.raises(ValueError, match="model lstm has none to remove"):
-        train_run("lstm", {}, TrainConfig(epochs=1, linear_start=2), data, {}, tmp_path / "a", progress=False)
-    sequences = load("temporal:easy,train=64,valid=16,test=16")
-    with pytest.raises(ValueError, match="has none"):
-        train_run("lstm", {}, TrainConfig(epochs=1, random_noise=True), sequences, {}, tmp_path / "b", progress=False)

@@ -1,0 +1,188 @@
+"""A run is its spec: what to train, on which data, and how, in one typed and validated object.
+
+    RunSpec
+      task   TaskSpec   which task (`babi:1-3`, `temporal:hard`, `reverse`), data dir, variant, memory size
+      model  ModelSpec  a name in memnet.models.MODELS and that model's config (typed fields with ranges)
+      train  TrainSpec  epochs, optimizer, learning-rate schedule, clipping, linear start, noise, seed
+
+Sizes read from the data (vocabulary, memory slots, ...) are not part of the spec: they are derived
+when the data is loaded (`memnet.batches.DataSizes`), recorded beside the spec, and no option can
+overwrite them. Where to run (device, wandb, progress bars) is not part of it either: it does not
+change what a run computes.
+
+One precedence rule, here and nowhere else (`resolve`):
+
+    the model's and the loop's defaults  <  a preset (or a --from config)  <  options given on the command line
+
+Every check runs before any work: a wrong type, a value out of range or an unknown key raises
+`SpecError`, one line naming the field and what it allows.
+"""
+
+import dataclasses
+from typing import Annotated, Literal
+
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic.dataclasses import dataclass
+
+from memnet.models import LINEAR_START, MODELS
+from memnet.presets import PRESETS
+
+STRICT = ConfigDict(extra="forbid")
+STORY_FAMILIES = ("babi",)  # tasks whose examples are stories with a time index (random noise applies)
+SEQUENCE_FAMILIES = ("temporal", "copy", "reverse", "sort")
+# what says where a run's data lives, not what the run is: a moved data folder still resumes
+NOT_IDENTITY = ("task.data_dir", "task.test_data_dir")
+
+
+class SpecError(ValueError):
+    """A spec that cannot run, with a one-line message for the user."""
+
+
+@dataclass(frozen=True, config=STRICT)
+class TaskSpec:
+    name: str  # FAMILY:ARG: babi:2, babi:1-3,6, babi:all (joint); temporal:hard; copy, reverse, sort
+    data_dir: str | None = None  # bAbI: folder holding en/, en-10k/, ... (None: $MEMNET_DATA, else the cache)
+    variant: str = "en"  # bAbI: folder of the archive, en, en-10k, en-valid, ...
+    test_data_dir: str | None = None  # bAbI: read the test split from this data dir instead, in the training
+    # vocabulary (train on generated stories, test on the real ones: scripts/faithfulness.py); None: data_dir
+    memory_size: Annotated[int, Field(ge=1)] = 50  # bAbI: most recent sentences kept (Sukhbaatar et al. 2015, sec. 4.2)
+
+    def __post_init__(self):
+        family, _, arg = self.name.partition(":")
+        if family not in STORY_FAMILIES + SEQUENCE_FAMILIES:
+            raise ValueError(f"unknown task family {family!r}; choose one of {', '.join(STORY_FAMILIES + SEQUENCE_FAMILIES)}")
+        if family == "babi":
+            from tasks.babi import parse_task_list
+
+            parse_task_list(arg)  # raises with the allowed forms
+
+    @property
+    def family(self) -> str:
+        return self.name.partition(":")[0]
+
+
+@dataclass(frozen=True, config=STRICT)
+class TrainSpec:
+    epochs: Annotated[int, Field(ge=1)] = 100  # epochs of the main schedule (after any linear start)
+    batch_size: Annotated[int, Field(ge=1)] = 32
+    optimizer: Literal["sgd", "adam"] = "sgd"  # "sgd" as in the paper
+    lr: Annotated[float, Field(gt=0)] = 0.01
+    lr_halve_every: Annotated[int, Field(ge=0)] = 25  # epochs between halvings of lr; 0 keeps it constant (joint: 15)
+    clip_norm: Annotated[float, Field(ge=0)] = 40.0  # max gradient norm of each weight matrix; 0 turns clipping off
+    linear_start: Annotated[int, Field(ge=0)] = 0  # epochs trained with the softmax removed first; 0 = off
+    linear_start_lr: Annotated[float, Field(gt=0)] = 0.005  # the paper's linear-start learning rate
+    linear_start_until: Literal["epochs", "plateau"] = "epochs"  # "plateau": end linear start once valid loss stops falling
+    random_noise: bool = False  # insert up to 10% empty memories in the time index while training
+    seed: Annotated[int, Field(ge=0)] = 0  # model init, batch order and noise: same seed, same run
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    name: str  # a key of memnet.models.MODELS
+    config: object  # that model's config dataclass, validated
+
+    def options(self) -> dict:
+        return dataclasses.asdict(self.config)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    task: TaskSpec
+    model: ModelSpec
+    train: TrainSpec
+
+    def to_dict(self) -> dict:
+        return {"task": dataclasses.asdict(self.task), "model": {"name": self.model.name, "options": self.model.options()},
+                "train": dataclasses.asdict(self.train)}
+
+    @classmethod
+    def from_dict(cls, spec: dict, where: str = "spec") -> "RunSpec":
+        """The spec stored in a config.json (checked as if typed anew)."""
+        try:
+            model = spec["model"]
+            return build(model["name"], model["options"], spec["train"], spec["task"])
+        except (KeyError, TypeError) as error:
+            raise SpecError(f"{where} is not a memnet run spec (missing {error})") from None
+
+    def with_seed(self, seed: int) -> "RunSpec":
+        return dataclasses.replace(self, train=dataclasses.replace(self.train, seed=seed))
+
+
+def explain(error: ValidationError, section: str, valid_keys: list[str]) -> str:
+    """pydantic's errors as one line: `section.field: what is wrong (allowed ...)`."""
+    parts = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"] if not isinstance(part, int)) or "(all)"
+        where = f"{section}.{field}"
+        if item["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
+            parts.append(f"{where}: unknown option; valid options are {', '.join(valid_keys)}")
+        elif item["type"] in ("missing_argument", "missing"):
+            parts.append(f"{where}: required")
+        elif item["type"] in ("value_error", "assertion_error"):
+            parts.append(f"{section}: {str(item['ctx'].get('error', item['msg']))}")
+        else:
+            parts.append(f"{where}: {item['msg'].removeprefix('Input ')} (got {item['input']!r})")
+    return "; ".join(parts)
+
+
+def validated(kind, values: dict, section: str):
+    """An instance of the pydantic dataclass `kind` from `values`, or SpecError naming the field."""
+    fields = [field.name for field in dataclasses.fields(kind)]
+    try:
+        return TypeAdapter(kind).validate_python(values)
+    except ValidationError as error:
+        raise SpecError(explain(error, section, fields)) from None
+    except ValueError as error:  # a cross-field rule of the dataclass
+        raise SpecError(f"{section}: {error}") from None
+
+
+def build(model: str, model_options: dict, train_options: dict, task_options: dict) -> RunSpec:
+    """A RunSpec from plain values; every field checked, then the rules that span sections."""
+    if model not in MODELS:
+        raise SpecError(f"model: unknown model {model!r}; choose one of {', '.join(MODELS)}")
+    spec = RunSpec(task=validated(TaskSpec, task_options, "task"),
+                   model=ModelSpec(model, validated(MODELS[model][0], model_options, f"model {model}")),
+                   train=validated(TrainSpec, train_options, "train"))
+    if spec.train.random_noise and spec.task.family not in STORY_FAMILIES:
+        raise SpecError(f"train.random_noise: moves the time index of story memories; task {spec.task.name} has none")
+    if spec.train.linear_start and model not in LINEAR_START:
+        raise SpecError(f"train.linear_start: removes a memory softmax; model {model} has none "
+                        f"(models with one: {', '.join(sorted(LINEAR_START))})")
+    return spec
+
+
+def resolve(model: str, preset: str | None = None, model_options: dict | None = None, train_options: dict | None = None,
+            task_options: dict | None = None, base: RunSpec | None = None) -> RunSpec:
+    """THE precedence rule: defaults < preset (or `base`, a spec read with --from) < options given here."""
+    if preset and base:
+        raise SpecError("--preset and --from both set the whole spec; give one of them")
+    if preset and preset not in PRESETS:
+        raise SpecError(f"preset: unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    if base:
+        start = base.to_dict()
+        layers = {"model": start["model"]["options"], "train": start["train"], "task": start["task"]}
+        model = model or base.model.name
+        if model != base.model.name:
+            raise SpecError(f"model: --from holds a {base.model.name} run; --model {model} cannot change it")
+    else:
+        chosen = PRESETS[preset] if preset else {}
+        layers = {"model": dict(chosen.get("model", {})), "train": dict(chosen.get("train", {})), "task": {}}
+    return build(model, {**layers["model"], **(model_options or {})}, {**layers["train"], **(train_options or {})},
+                 {**layers["task"], **(task_options or {})})
+
+
+def flatten(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def differences(stored: dict, requested: dict) -> list[str]:
+    """`field: stored -> requested` for every field that differs (where the data lives aside)."""
+    old, new = flatten(stored), flatten(requested)
+    return [f"{key}: {old.get(key, '(absent)')!r} -> {new.get(key, '(absent)')!r}"
+            for key in sorted(set(old) | set(new)) if key not in NOT_IDENTITY and old.get(key) != new.get(key)]
