@@ -24,6 +24,7 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass
 
+from memnet.batches import DataSizes
 from memnet.models import LINEAR_START, MODELS
 from memnet.presets import PRESETS
 
@@ -32,6 +33,7 @@ STORY_FAMILIES = ("babi",)  # tasks whose examples are stories with a time index
 SEQUENCE_FAMILIES = ("temporal", "copy", "reverse", "sort")
 # what says where a run's data lives, not what the run is: a moved data folder still resumes
 NOT_IDENTITY = ("task.data_dir", "task.test_data_dir")
+DERIVED = {field.name for field in dataclasses.fields(DataSizes)}  # sizes the data decides; no option sets them
 
 
 class SpecError(ValueError):
@@ -114,7 +116,10 @@ def explain(error: ValidationError, section: str, valid_keys: list[str]) -> str:
     for item in error.errors():
         field = ".".join(str(part) for part in item["loc"] if not isinstance(part, int)) or "(all)"
         where = f"{section}.{field}"
-        if item["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
+        if field in DERIVED:
+            hint = " (--memory-size sets the sentences a story keeps)" if field == "memory_size" else ""
+            parts.append(f"{where}: read from the data, not an option{hint}")
+        elif item["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
             parts.append(f"{where}: unknown option; valid options are {', '.join(valid_keys)}")
         elif item["type"] in ("missing_argument", "missing"):
             parts.append(f"{where}: required")
