@@ -138,7 +138,7 @@ def add_data_parser(commands) -> None:
     babi.add_argument("--stats", action="store_true", help="per task: questions per split, vocabulary, longest story and sentence")
     babi.add_argument("--json", action="store_true", help="print the statistics as JSON")
     babi.add_argument("--tasks", default="all", help="which tasks: all, 2, 1-3,6 (default all)")
-    babi.set_defaults(run=run_data_babi)
+    babi.set_defaults(run=run_data_babi, variant="en")
     generate = sources.add_parser("generate", help="write bAbI-style tasks from our own world simulator (no download)",
                                   description="Writes OUT/en/qaN_<name>_{train,valid,test}.txt in the official format.")
     generate.add_argument("--out", required=True, help="data dir to write (then use it as --data-dir)")
