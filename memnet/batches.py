@@ -112,23 +112,36 @@ class StoryBatch(Batch):
         lengths = keep.sum(1)  # (n,)
         return tokens.gather(1, order)[:, : max(1, int(lengths.max()))], lengths  # (n, L), (n,)
 
-    def with_time_noise(self, generator: torch.Generator) -> "StoryBatch":
+    def with_time_noise(self, generator: torch.Generator, memory_size: int) -> "StoryBatch":
         """A copy with random noise in `time`: up to 10% empty memories (Sukhbaatar et al. 2015, sec. 4.2; training only).
 
         Each story draws k empty memories, 0 <= k <= ceil(10% of its sentences), and drops each into a
         random gap of its timeline; a sentence's recency grows by the empties more recent than it.
         Only `time` changes, and the sentences keep their order. `generator` lives on the batch's
-        device, so nothing leaves it.
+        device, so nothing leaves it; how many numbers it draws depends on the rows and the
+        memory's size only, not on the batch's padding, so a run draws the same noise alone or in a
+        population (memnet.population).
         """
-        device, n = self.time.device, len(self)
-        lengths = self.memory_mask.sum(1)  # (n,)
-        most = math.ceil(NOISE_FRACTION * self.time.shape[1])  # e: draws per story, enough for the longest
-        allowed = torch.ceil(NOISE_FRACTION * lengths.float())  # (n,)
-        count = (torch.rand(n, generator=generator, device=device) * (allowed + 1)).long()  # (n,) k per story
-        gap = (torch.rand(n, most, generator=generator, device=device) * (lengths[:, None] + 1)).long()  # (n, e) gap g: before recency g
-        real = torch.arange(most, device=device) < count[:, None]  # (n, e) the first k draws are used
-        shift = ((gap[:, :, None] <= self.time[:, None, :]) & real[:, :, None]).sum(1)  # (n, m) empties more recent than each slot
-        return dataclasses.replace(self, time=torch.where(self.memory_mask, self.time + shift, self.time))
+        count, gap = draw_time_noise(generator, len(self), memory_size, self.time.device)
+        return dataclasses.replace(self, time=noisy_time(self.time, self.memory_mask, count, gap))
+
+
+def draw_time_noise(generator: torch.Generator, rows: int, memory_size: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The uniform draws behind a batch's random noise: (rows,) for the count, (rows, e) for the gaps."""
+    most = math.ceil(NOISE_FRACTION * memory_size)  # e: draws per story, enough for the longest
+    return (torch.rand(rows, generator=generator, device=device),
+            torch.rand(rows, most, generator=generator, device=device))
+
+
+def noisy_time(time: torch.Tensor, memory_mask: torch.Tensor, count: torch.Tensor, gap: torch.Tensor) -> torch.Tensor:
+    """`time` (..., m) with the empty memories that the draws count (...,) and gap (..., e) insert."""
+    lengths = memory_mask.sum(-1)  # (...,)
+    allowed = torch.ceil(NOISE_FRACTION * lengths.float())  # (...,)
+    k = (count * (allowed + 1)).long()  # (...,) empty memories per story
+    gaps = (gap * (lengths[..., None] + 1)).long()  # (..., e) gap g: before recency g
+    real = torch.arange(gap.shape[-1], device=gap.device) < k[..., None]  # (..., e) the first k draws are used
+    shift = ((gaps[..., :, None] <= time[..., None, :]) & real[..., :, None]).sum(-2)  # (..., m) empties more recent than each slot
+    return torch.where(memory_mask, time + shift, time)
 
 
 @dataclass(frozen=True, eq=False)

@@ -116,17 +116,18 @@ def make_optimizer(config: TrainSpec, model) -> torch.optim.Optimizer:
 
 
 def train_epoch(model, optimizer, train: Batch, config: TrainSpec, shuffle: torch.Generator,
-                noise: torch.Generator | None):
+                noise: torch.Generator | None, memory_size: int = 0):
     """One pass over the training split in shuffled batches; mean loss per example and the `wrong` mask.
 
     `shuffle` (on the CPU) orders the batches; `noise`, a generator on the data's device, draws the
-    random noise when `config.random_noise` asks for it (the spec allows that for story data only).
+    random noise when `config.random_noise` asks for it (the spec allows that for story data only,
+    whose `memory_size` sets how many numbers a story draws).
     """
     losses, wrongs = [], []
     for index in torch.randperm(len(train), generator=shuffle).split(config.batch_size):
         batch = train.select(index)
         if config.random_noise:
-            batch = batch.with_time_noise(noise)
+            batch = batch.with_time_noise(noise, memory_size)
         loss, wrong = train_step(model, optimizer, batch, config.clip_norm)
         losses.append(loss)
         wrongs.append(wrong)
@@ -251,7 +252,7 @@ def train_held(spec: RunSpec, out: Path, resume: bool, progress: bool, device: t
         for group in optimizer.param_groups:
             group["lr"] = lr
         try:
-            train_loss, wrong = train_epoch(model, optimizer, train, config, shuffle, noise)
+            train_loss, wrong = train_epoch(model, optimizer, train, config, shuffle, noise, data.sizes.memory_size)
         except Diverged as error:
             raise Diverged(f"{out}: {error} at epoch {epoch + 1} (seed {config.seed}); try a lower --lr or clipping") from None
         valid = evaluate(model, splits["valid"])

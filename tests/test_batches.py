@@ -1,5 +1,6 @@
 """Typed batches and the data-sizes contract: selection, trimming, chunks, random noise, and model configs."""
 
+import dataclasses
 import math
 import re
 from pathlib import Path
@@ -75,7 +76,7 @@ def test_random_noise_only_pushes_time_back_and_keeps_order(device):
     generator = torch.Generator(device=device).manual_seed(0)
     moved = False
     for _ in range(50):
-        noisy_batch = batch.with_time_noise(generator)
+        noisy_batch = batch.with_time_noise(generator, 50)
         assert noisy_batch.time.device == batch.time.device
         noisy = noisy_batch.time.cpu()
         assert torch.equal(noisy[~mask], time[~mask])  # padding untouched
@@ -93,7 +94,19 @@ def test_random_noise_draws_what_it_drew_before_batches_were_typed():
     batch = stories([50, 20, 7, 1, 13, 2])
     ours, theirs = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
     for _ in range(20):
-        assert torch.equal(batch.with_time_noise(ours).time, reference_noise(batch.time, batch.memory_mask, theirs))
+        assert torch.equal(batch.with_time_noise(ours, 50).time, reference_noise(batch.time, batch.memory_mask, theirs))
+
+
+def test_random_noise_does_not_depend_on_the_padding():
+    """A story draws the same noise in a batch trimmed to its longest story and in one padded wider
+    (a population pads every member to one shape)."""
+    batch = stories([7, 3, 5])
+    wider = dataclasses.replace(batch, time=torch.nn.functional.pad(batch.time, (0, 9)),
+                                memory_mask=torch.nn.functional.pad(batch.memory_mask, (0, 9)),
+                                story=torch.nn.functional.pad(batch.story, (0, 0, 0, 9)))
+    trimmed = batch.with_time_noise(torch.Generator().manual_seed(5), 50).time
+    padded = wider.with_time_noise(torch.Generator().manual_seed(5), 50).time
+    assert torch.equal(padded[:, : trimmed.shape[1]], trimmed)
 
 
 def test_random_noise_never_leaves_the_device(monkeypatch):
@@ -105,13 +118,13 @@ def test_random_noise_never_leaves_the_device(monkeypatch):
 
     for name in ("cpu", "item", "tolist"):
         monkeypatch.setattr(torch.Tensor, name, refuse)
-    batch.with_time_noise(torch.Generator().manual_seed(0))
+    batch.with_time_noise(torch.Generator().manual_seed(0), 50)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 def test_random_noise_wants_a_generator_on_the_batch_device():
     with pytest.raises(RuntimeError):
-        stories([5, 3]).to("cuda").with_time_noise(torch.Generator().manual_seed(0))
+        stories([5, 3]).to("cuda").with_time_noise(torch.Generator().manual_seed(0), 50)
 
 
 # ---- model configs --------------------------------------------------------------------------------

@@ -79,8 +79,12 @@ class MemN2N(nn.Module):
         if config.encoding == "position-release" and sizes.sentence_size < 1:
             raise ValueError("encoding='position-release' needs the data's sentence width: sizes.sentence_size is 0")
         self.config, self.sizes = config, sizes
-        self.use_softmax = True  # False during linear start
-        self.memory_slots = sizes.memory_slots if config.empty_memories else 0  # 0: no empty memories
+        # Numbers that may differ between the members of a population (memnet.population) are buffers,
+        # so each member carries its own: whether the softmax is on (off during linear start), the
+        # memory's capacity (0: no empty memories) and the release's sentence width J.
+        self.register_buffer("softmax_on", torch.tensor(True), persistent=False)
+        self.register_buffer("memory_slots", torch.tensor(sizes.memory_slots if config.empty_memories else 0), persistent=False)
+        self.register_buffer("sentence_width", torch.tensor(float(sizes.sentence_size)), persistent=False)
         V, d, T, K = sizes.vocab_size, config.dim, max(1, sizes.time_slots), config.hops
         word_table = lambda: nn.Embedding(V, d, padding_idx=0)  # PAD = 0 has a zero, frozen vector
         if config.tying == "adjacent":
@@ -97,6 +101,14 @@ class MemN2N(nn.Module):
             nn.init.normal_(parameter, std=config.init_std)
         for table in self.words:
             table.weight.data[0] = 0  # the padding word adds nothing
+
+    @property
+    def use_softmax(self) -> bool:
+        return bool(self.softmax_on)
+
+    @use_softmax.setter
+    def use_softmax(self, on: bool) -> None:  # the training loop's linear start
+        self.softmax_on.fill_(on)
 
     def hop_tables(self, hop: int) -> tuple[nn.Embedding, nn.Embedding, nn.Embedding, nn.Embedding]:
         """(A, C, T_A, T_C) of hop 0..K-1."""
@@ -119,7 +131,7 @@ class MemN2N(nn.Module):
         if self.config.encoding == "position":
             return position_encoding(words, self.config.dim)
         if self.config.encoding == "position-release":
-            return release_position_encoding(words, self.config.dim, self.sizes.sentence_size)
+            return release_position_encoding(words, self.config.dim, self.sentence_width)
         return None
 
     def forward(self, batch: StoryBatch) -> Output:
@@ -139,11 +151,12 @@ class MemN2N(nn.Module):
         # part in the softmax, as in the official release. Reading them is reading nothing: yes/no
         # tasks (6, 9, 10) need it to say "no": compare results/babi-1k-memn2n-empty-memories with
         # results/babi-1k-memn2n, where these slots were masked.
-        empty = (self.memory_slots - mask.sum(1)).clamp(min=0) if self.memory_slots else None  # (b,)
+        empty = (self.memory_slots - mask.sum(1)).clamp(min=0)  # (b,); capacity 0: none
+
         attention = []
         for hop in range(self.config.hops):
             A, C, T_A, T_C = self.hop_tables(hop)
-            read = address(u[:, None], memory(A, T_A), memory(C, T_C), mask, empty=empty, softmax=self.use_softmax)
+            read = address(u[:, None], memory(A, T_A), memory(C, T_C), mask, empty=empty, softmax=self.softmax_on)
             u = u + read.value[:, 0] if self.config.tying == "adjacent" else self.H(u) + read.value[:, 0]  # (b, d)
             if self.config.relu:
                 u = torch.relu(u)
