@@ -1,8 +1,9 @@
 """Look at what a trained model attends to: per-hop attention over story sentences.
 
-`load_run` rebuilds a run's model and data from its checkpoint; `attend` runs it on chosen
-examples; the `render_*` functions show the result in the terminal, as an HTML page or as a PNG
-heatmap; `support_report` measures how often each hop's most-attended sentence is a supporting fact.
+`load_run` rebuilds a run's model and data from its checkpoint; `matching` picks a split's examples
+by task and verdict; `attend` runs the model on chosen examples (`describe` on any encoded ones, such
+as a story typed into `memnet serve`); the `render_*` functions show the result in the terminal, as an
+HTML page or as a PNG heatmap; `support_report` measures how often each hop's most-attended sentence is a supporting fact.
 """
 
 import html
@@ -14,11 +15,12 @@ import torch
 from memnet.batches import IGNORE_INDEX, DataSizes
 from memnet.models import build_model, model_config
 from memnet.models.output import Output
-from memnet.records import read_json, write_atomic, write_json
+from memnet.records import load_checkpoint, read_json, write_atomic, write_json
 from tasks.registry import TaskData, load
 from tasks.vocab import Vocab
 
 BAR = " ▏▎▍▌▋▊▉█"  # eighths of a character cell
+TOP = 5  # answers shown with their probabilities
 
 
 class RunNotFound(FileNotFoundError):
@@ -47,7 +49,7 @@ def find_checkpoint(run_dir: Path) -> Path:
 def load_run(run_dir: str | Path, data_dir=None) -> Run:
     """The trained model of a run with its task's data, encoded with the run's own vocabulary."""
     checkpoint = find_checkpoint(Path(run_dir))
-    saved = torch.load(checkpoint, weights_only=True)
+    saved = load_checkpoint(checkpoint)  # a damaged file is named, with what to do
     if "spec" not in saved:
         raise ValueError(f"{checkpoint} was written by an older memnet, without a run spec; train the run again")
     task = dict(saved["spec"]["task"])
@@ -67,22 +69,34 @@ def load_run(run_dir: str | Path, data_dir=None) -> Run:
 def attend(run: Run, split: str, indices: list[int]) -> list[dict]:
     """For each example: its sentences, question, answers, supporting slots and attention (hops, sentences)."""
     batch = run.data.splits[split].select(torch.tensor(indices))
-    out = run.model(batch)
-    if out.attention is None:
+    examples = [run.data.examples[split][index] for index in indices]
+    shown = describe(run, batch, examples, indices)
+    if shown[0]["attention"] is None:
         raise ValueError(f"model {type(run.model).__name__} returns no attention over story sentences")
+    return shown
+
+
+@torch.no_grad()
+def describe(run: Run, batch, examples: list, indices: list) -> list[dict]:
+    """`attend`'s view of any encoded bAbI examples (a split's rows, or a story someone typed): the
+    model's answer, its `TOP` most probable answers, and per-hop attention (None for a model without it)."""
+    out = run.model(batch)
     vocab, memory = run.data.vocab, run.data.sizes.memory_size
+    probabilities = out.logits.softmax(-1)  # (n, classes)
+    best, best_ids = probabilities.topk(min(TOP, probabilities.shape[-1]), -1)  # (n, TOP)
     shown = []
-    for row, index in enumerate(indices):
-        example = run.data.examples[split][index]
+    for row, (index, example) in enumerate(zip(indices, examples)):
         sentences = [" ".join(words) for words in example.story[-memory:]]
         supporting = {slot for slot in batch.supporting[row].tolist() if slot >= 0}
+        attention = None if out.attention is None else out.attention[row, :, : len(sentences)]  # (hops, sentences)
         shown.append({
             "index": index, "task": example.task, "source": example.source, "sentences": sentences,
             "question": " ".join(example.question), "answer": example.answer,
             "predicted": vocab.words[out.logits[row].argmax().item()],
+            "top": [(vocab.words[i], round(p, 4)) for i, p in zip(best_ids[row].tolist(), best[row].tolist())],
             "supporting": sorted(supporting),
-            "attention": out.attention[row, :, : len(sentences)].tolist(),  # (hops, sentences)
-            "empty": empty_share(out.attention[row]).tolist(),  # (hops,)
+            "attention": None if attention is None else attention.tolist(),  # (hops, sentences)
+            "empty": None if attention is None else empty_share(out.attention[row]).tolist(),  # (hops,)
         })
     return shown
 
@@ -106,22 +120,34 @@ def split_support(run: Run, split: str) -> dict[str, list[float]]:
 
 def choose(run: Run, split: str, index: int | None, task: int | None, wrong: bool, count: int) -> list[int]:
     """Indices of the examples to show: one by index, else the first `count` matching task / wrongness."""
-    examples = run.data.splits[split]
-    total = len(examples)
+    total = len(run.data.splits[split])
     if index is not None:
         if not 0 <= index < total:
             raise ValueError(f"--index {index} is out of range: the {split} split has {total} examples (0-{total - 1})")
         return [index]
-    keep = torch.ones(total, dtype=torch.bool)
+    chosen = matching(run, split, task, "wrong" if wrong else "all")
+    if not chosen and wrong:
+        raise ValueError("the model answers every selected example correctly; drop --wrong")
+    return chosen[:count]
+
+
+def matching(run: Run, split: str, task: int | None = None, verdict: str = "all",
+             predicted: torch.Tensor | None = None) -> list[int]:
+    """Indices of a split's examples of `task` (None: every task) that the model answers `verdict`:
+    "wrong", "right" or "all". `predicted` (n,) are the split's predicted answers, when already known."""
+    examples = run.data.splits[split]
+    keep = torch.ones(len(examples), dtype=torch.bool)
     if task is not None:
         keep &= examples.task == task
         if not keep.any():
             raise ValueError(f"the run has no task {task} examples; its tasks are {sorted(set(examples.task.tolist()))}")
-    if wrong:
-        keep &= predict(run, split).logits.argmax(-1) != examples.target
-        if not keep.any():
-            raise ValueError("the model answers every selected example correctly; drop --wrong")
-    return keep.nonzero()[:, 0][:count].tolist()
+    if verdict != "all":
+        if verdict not in ("wrong", "right"):
+            raise ValueError(f"unknown verdict {verdict!r}; choose wrong, right or all")
+        if predicted is None:
+            predicted = predict(run, split).logits.argmax(-1)
+        keep &= (predicted != examples.target) if verdict == "wrong" else (predicted == examples.target)
+    return keep.nonzero()[:, 0].tolist()
 
 
 def bar(weight: float, width: int = 10) -> str:
@@ -198,9 +224,14 @@ def save_figure(figure, path: str | Path) -> None:
     """Write a PNG atomically: a half-written figure never replaces a good one."""
     figure.tight_layout()
     tmp = Path(path).with_suffix(".tmp.png")
-    figure.savefig(tmp, dpi=110)
-    pyplot().close(figure)
-    tmp.replace(path)
+    try:
+        figure.savefig(tmp, dpi=110)
+        tmp.replace(path)
+    except BaseException:  # a full disk: no half-written figure left behind
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        pyplot().close(figure)
 
 
 def render_png(example: dict, path: str | Path) -> None:
@@ -222,10 +253,14 @@ def render_png(example: dict, path: str | Path) -> None:
     save_figure(figure, path)
 
 
-@torch.no_grad()
 def align(run: Run, split: str, index: int) -> dict:
     """A seq2seq example under greedy decoding: source, output and target symbols, and the alignment (t, s)."""
-    batch = run.data.splits[split].rows(slice(index, index + 1))
+    return aligned(run, run.data.splits[split].rows(slice(index, index + 1)), index)
+
+
+@torch.no_grad()
+def aligned(run: Run, batch, index) -> dict:
+    """`align`'s view of the first row of any encoded Seq2SeqBatch (a split's row, or a sequence someone typed)."""
     out = run.model(batch)
     if out.attention is None:
         raise ValueError("this seq2seq model has no attention (attention='none'): nothing to align")

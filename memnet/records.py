@@ -17,8 +17,28 @@ import torch
 LIBRARIES = ("torch", "numpy", "einops", "datasets", "wandb", "pydantic", "filelock")
 
 
+class RecordError(ValueError):
+    """A record on disk that cannot be read (cut short, corrupt, not ours): one line naming the file and what to do next."""
+
+
+def next_step(path: Path) -> str:
+    """What to do about a damaged record, by its name (callers that know better pass their own hint)."""
+    if path.name == "checkpoint.pt":
+        return ("delete it and run the same `memnet train ... --resume` to train the run again from the start "
+                "(or restore the file from a copy)")
+    if path.name == "summary.json":
+        return ("delete it and run the same command again (`memnet train ... --resume`, or the same `memnet bench`): "
+                "the summary is made again from the run's checkpoint")
+    if path.name == "metrics.jsonl":
+        return "run the same `memnet train ... --resume` to write the epochs after the checkpoint again, or train the run again"
+    return "restore it from a copy, or delete the folder it is in and run the command that made it again"
+
+
 def write_atomic(path: str | Path, data: bytes | str) -> None:
-    """Write to a temporary file beside `path`, then rename: readers see the old file or the new, never half."""
+    """Write to a temporary file beside `path`, then rename: readers see the old file or the new, never half.
+
+    A failed write (a full disk, a lost mount) removes the temporary file and leaves `path` as it was.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -28,8 +48,10 @@ def write_atomic(path: str | Path, data: bytes | str) -> None:
             file.flush()
             os.fsync(file.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.errno is not None:  # say which file, and that it is intact
+            raise OSError(error.errno, f"{error.strerror} while writing {path}; it was left as it was") from error
         raise
 
 
@@ -37,8 +59,95 @@ def write_json(path: str | Path, obj) -> None:
     write_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
-def read_json(path: str | Path):
-    return json.loads(Path(path).read_text())
+def read_json(path: str | Path, hint: str | None = None) -> dict:
+    """A JSON record (config.json, summary.json, ...); RecordError names the file and what to do when it is damaged."""
+    path = Path(path)
+    try:
+        record = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        problem = "is empty" if not path.stat().st_size else f"is not valid JSON ({error})"
+        raise RecordError(f"{path} {problem}: it was cut short or corrupted; {hint or next_step(path)}") from None
+    if not isinstance(record, dict):
+        raise RecordError(f"{path} holds a JSON {type(record).__name__}, expected a memnet record (an object); "
+                          f"{hint or next_step(path)}")
+    return record
+
+
+def read_jsonl(path: str | Path, hint: str | None = None, *, drop_partial_last: bool = False) -> list[dict]:
+    """One JSON object per line (metrics.jsonl); RecordError names the file and line of a damaged one.
+
+    `drop_partial_last` forgives what a crash in the middle of an append leaves: a last line that
+    does not parse and has no newline after it is dropped.
+    """
+    path = Path(path)
+    lines = path.read_bytes().split(b"\n")
+    records = []
+    for line_no, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            if drop_partial_last and line_no == len(lines):  # the last piece: no newline after it
+                break
+            raise RecordError(f"{path}:{line_no}: not valid JSON ({error}): the file was cut short or corrupted; "
+                              f"{hint or next_step(path)}") from None
+        if not isinstance(record, dict):
+            raise RecordError(f"{path}:{line_no}: a JSON {type(record).__name__}, expected one object per line; "
+                              f"{hint or next_step(path)}")
+        records.append(record)
+    return records
+
+
+def load_checkpoint(path: str | Path, hint: str | None = None, **options) -> dict:
+    """`torch.load(path, weights_only=True)` (no arbitrary pickles); RecordError names the file when it is damaged.
+
+    `options` go to torch.load (e.g. map_location). A missing file raises FileNotFoundError as usual.
+    """
+    path = Path(path)
+    try:
+        saved = torch.load(path, weights_only=True, **options)
+    except OSError:
+        raise
+    except Exception as error:  # a cut-short zip, a foreign pickle, ...: torch's messages do not name the file
+        detail = str(error).strip().splitlines()[0].split(". ")[0][:120] if str(error).strip() else type(error).__name__
+        raise RecordError(f"{path} cannot be read as a checkpoint ({detail}): it was cut short or corrupted; "
+                          f"{hint or next_step(path)}") from None
+    if not isinstance(saved, dict):
+        raise RecordError(f"{path} holds a {type(saved).__name__}, expected a memnet checkpoint; {hint or next_step(path)}")
+    return saved
+
+
+def check_output_folder(folder: str | Path, what: str = "--out") -> None:
+    """Refuse, before any work, a folder that cannot be written: a file in its place, a file where one of its
+    parents should be, or a folder (its own, or the nearest that exists) without write permission.
+
+    Creates nothing: missing folders are made later, by the command that writes them.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise FileExistsError(f"{what} {folder} is a file, expected a folder; pick another {what}")
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise FileExistsError(f"{what} {folder}: {existing} is a file, so no folder can be made under it; pick another {what}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(f"{what} {folder}: {existing} is not writable by this user; pick another {what}, "
+                              f"or change the folder's permissions")
+
+
+def check_output_file(path: str | Path, what: str, example: str = "attention.html") -> None:
+    """Refuse, before any work, a file that cannot be written: a folder in its place, a missing or unwritable folder."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{what} {path} is a folder, expected the name of a file to write, e.g. {path / example}")
+    if not path.parent.is_dir():
+        problem = "is a file" if path.parent.exists() else "does not exist"
+        raise FileNotFoundError(f"{what} {path}: its folder {path.parent} {problem}; make the folder first, or pick another {what}")
+    if not os.access(path.parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise PermissionError(f"{what} {path}: {path if path.exists() else path.parent} is not writable by this user; "
+                              f"pick another {what}")
 
 
 def save_torch(path: str | Path, obj) -> None:

@@ -19,6 +19,7 @@ the paper. Every folder of the official archive is read the same way: `en`, `en-
 languages (`hn`, `shuffled`), whatever their script.
 """
 
+import codecs
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -33,11 +34,14 @@ FILE_PATTERN = re.compile(r"^qa(\d+)_(?:(.+)_)?(train|valid|test)\.txt$")
 
 
 class BabiFormatError(ValueError):
-    """A line of a task file that does not follow the format; the message names file and line."""
+    """Bad input in a task file, one line for the user: `PATH:LINE: what is wrong, what was expected`."""
 
-    def __init__(self, path, line_no: int, problem: str, line: str | None = None):
-        shown = f": {line!r}" if line is not None else ""
-        super().__init__(f"{path}:{line_no}: {problem}{shown}")
+    def __init__(self, path, line_no: int | None, problem: str, line: str | None = None):
+        where = f"{path}:{line_no}" if line_no else str(path)
+        if line is not None and len(line) > 100:
+            line = line[:100] + "..."
+        shown = f"; the line reads {line!r}" if line is not None else ""
+        super().__init__(f"{where}: {problem}{shown}")
 
 
 class BabiDataMissing(FileNotFoundError):
@@ -63,52 +67,89 @@ def tokenize(text: str) -> tuple[str, ...]:
     return tuple(word for word in words if word)
 
 
+QUESTION_FORMAT = "'ID question?<TAB>answer<TAB>supporting ids'"  # quoted in the messages
+
+
 def parse_file(path: str | Path, task: int = 0) -> list[Example]:
-    """Every question of one task file, in file order."""
+    """Every question of one task file, in file order; BabiFormatError names the file and line of bad input.
+
+    Accepted as a person's editor may leave them: CRLF line endings, a UTF-8 byte-order mark, blank
+    lines and trailing spaces. Refused: anything that would change what the file means, such as a
+    question whose tabs became spaces (it would be read as a statement) or a question line cut short
+    (its answer would become a class of its own).
+    """
     path = Path(path)
     try:
-        lines = path.read_bytes().split(b"\n")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise BabiDataMissing(f"no task file {path}; " + how_to_get_data(path.parent)) from None
+    data = data.removeprefix(codecs.BOM_UTF8)
+    if not data.strip():
+        raise BabiFormatError(path, 1, "the file is empty, expected bAbI lines such as '1 Mary moved to the bathroom.'")
     examples: list[Example] = []
     story: list[tuple[str, ...]] = []  # statements of the current story
     slot_of_id: dict[int, int] = {}  # line id -> index in `story`; questions have no slot
-    last_id, story_id = 0, -1
-    for line_no, raw in enumerate(lines, start=1):
+    last_id, story_id, last_question = 0, -1, 0  # last_question: line number of the latest question
+    for line_no, raw in enumerate(data.split(b"\n"), start=1):
         try:
-            line = raw.decode("utf-8").rstrip("\r")
+            line = raw.decode("utf-8").rstrip()  # the CR of CRLF and trailing spaces go
         except UnicodeDecodeError as error:
-            raise BabiFormatError(path, line_no, f"not valid UTF-8 ({error.reason} at byte {error.start})") from None
-        if not line.strip():
+            raise BabiFormatError(path, line_no, f"bytes that are not UTF-8 ({error.reason} at byte {error.start} of the line), "
+                                                 "expected UTF-8 text: save the file as UTF-8") from None
+        if not line:
             continue
+        last_line_no = line_no
         id_text, _, text = line.partition(" ")
-        if not id_text.isdigit():
-            raise BabiFormatError(path, line_no, "expected a line id (a number) then a space", line)
+        if not id_text.isdecimal():  # what int() reads, in any script
+            raise BabiFormatError(path, line_no, f"line id {id_text!r} is not a number, expected a line id (1, 2, ...), "
+                                                 "a space, then the sentence", line)
         line_id = int(id_text)
         if line_id == 1:
             story, slot_of_id, story_id = [], {}, story_id + 1
         elif line_id != last_id + 1:
-            raise BabiFormatError(path, line_no, f"expected line id {last_id + 1} (or 1 to start a story), got {line_id}", line)
+            expected = "1 (a file starts with a story)" if last_id == 0 else f"{last_id + 1} (or 1 to start a new story)"
+            raise BabiFormatError(path, line_no, f"line id {line_id} is out of order, expected {expected}", line)
         last_id = line_id
+        if not text.strip():
+            raise BabiFormatError(path, line_no, "nothing after the line id, expected a sentence or a question", line)
         if "\t" not in text:
+            if "?" in text or "\uff1f" in text:  # no statement asks: a question whose tabs became spaces
+                raise BabiFormatError(path, line_no, "a question without its tab-separated answer and supporting ids "
+                                                     f"(were the tabs turned into spaces?), expected {QUESTION_FORMAT}", line)
             slot_of_id[line_id] = len(story)
             story.append(tokenize(text))
             continue
-        question, answer, *rest = (part.strip() for part in text.split("\t"))
+        fields = [field.strip() for field in text.split("\t")]
+        question, answer = fields[0], fields[1]
+        if not tokenize(question):
+            raise BabiFormatError(path, line_no, f"the question before the tab has no words, expected {QUESTION_FORMAT}", line)
         if not answer:
-            raise BabiFormatError(path, line_no, "expected an answer after the question's tab", line)
+            raise BabiFormatError(path, line_no, f"empty answer after the question's tab, expected {QUESTION_FORMAT}", line)
+        if len(fields) < 3 or not fields[2]:
+            raise BabiFormatError(path, line_no, f"no supporting ids after the answer {answer!r} (is the line cut short?), "
+                                                 f"expected {QUESTION_FORMAT}", line)
+        if len(fields) > 3:
+            raise BabiFormatError(path, line_no, f"{len(fields)} tab-separated fields, expected 3: {QUESTION_FORMAT}", line)
         supporting = []
-        for fact in (rest[0].split() if rest else []):
-            if not fact.isdigit():
-                raise BabiFormatError(path, line_no, f"supporting fact {fact!r} is not a line id", line)
+        for fact in fields[2].split():
+            if not fact.isdecimal():
+                raise BabiFormatError(path, line_no, f"supporting id {fact!r} is not a number, expected the ids of "
+                                                     "statements before this line, separated by spaces", line)
             if int(fact) not in slot_of_id:
-                what = "a question" if int(fact) < line_id else "past the story so far"
-                raise BabiFormatError(path, line_no, f"supporting fact {fact} points at {what}, expected a statement id", line)
+                what = ("past the story so far" if int(fact) >= line_id else "at a question" if int(fact) >= 1
+                        else "at no line")
+                raise BabiFormatError(path, line_no, f"supporting id {fact} points {what}, expected the id of a statement "
+                                                     f"before line id {line_id} of this story", line)
             supporting.append(slot_of_id[int(fact)])
+        last_question = line_no
         examples.append(Example(
             story=tuple(story), question=tokenize(question), answer=answer.lower(),
             supporting=tuple(supporting), task=task, story_id=story_id, source=f"{path}:{line_no}",
         ))
+    if last_id in slot_of_id:  # the file ends with a statement: no question follows it
+        after = f"after line {last_question}" if last_question else "in the whole file"
+        raise BabiFormatError(path, last_line_no, f"no question {after}, expected the file to end with a question line "
+                                             "(is the file cut short?)")
     return examples
 
 
@@ -143,11 +184,20 @@ def load_task(data_dir: str | Path | None, variant: str, task: int) -> dict[str,
     if missing:
         folder = resolve_data_dir(data_dir) / variant
         raise BabiDataMissing(
-            f"task {task} has no {' or '.join(missing)} file qa{task}_*_{missing[0]}.txt in {variant}/: " + how_to_get_data(folder)
+            f"{folder / f'qa{task}_*_{missing[0]}.txt'}: no such file; task {task} has no {' or '.join(missing)} file "
+            f"in {variant}/, expected qa{task}_<name>_train.txt and qa{task}_<name>_test.txt: " + how_to_get_data(folder)
         )
     splits = {split: parse_file(path, task) for split, path in files.items()}
     if "valid" not in splits:
         splits["train"], splits["valid"] = split_off_valid(splits["train"])
+        if not splits["train"] or not splits["valid"]:
+            stories = len({example.story_id for example in splits["train"] + splits["valid"]})
+            raise BabiFormatError(
+                files["train"], None,
+                f"too small to hold out a validation split: the last {VALID_FRACTION:.0%} of its "
+                f"{len(splits['train']) + len(splits['valid'])} question(s) in {stories} story(ies), cut between stories, "
+                f"leaves {len(splits['train'])} to train on and {len(splits['valid'])} to validate on; expected more "
+                f"stories, or a validation file qa{task}_<name>_valid.txt beside it")
     return {split: splits[split] for split in SPLITS}
 
 

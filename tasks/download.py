@@ -4,7 +4,8 @@
 
 The steps, each leaving only `memnet-partial-*` names behind if the process dies:
 
-    1. stream BABI_URL into   dest/memnet-partial-XXXX.tar.gz   (checked against Content-Length)
+    1. stream BABI_URL into   dest/memnet-partial-XXXX.tar.gz   (checked against Content-Length and
+       the archive's published SHA-256; a mismatch deletes the download)
     2. check every member, extract into   dest/memnet-partial-XXXX/
     3. rename   dest/memnet-partial-XXXX/tasks_1-20_v1-2  ->  dest/tasks_1-20_v1-2
 
@@ -14,6 +15,7 @@ racing on the same `dest` can therefore break each other's download; the loser r
 and a rerun finds the winner's folder).
 """
 
+import hashlib
 import os
 import shutil
 import sys
@@ -30,20 +32,30 @@ from tasks.paths import ARCHIVE_FOLDER, BABI_URL, cache_dir
 PARTIAL_PREFIX = "memnet-partial-"  # every temporary name in dest starts with this
 CHUNK_BYTES = 1 << 20  # read size while streaming the archive
 TIMEOUT_S = 60  # socket timeout for connect and each read
+# SHA-256 of tasks_1-20_v1-2.tar.gz (15,719,851 bytes) as published by Hugging Face datasets for the
+# same archive at its first home, http://www.thespermwhale.com/jaseweston/babi/tasks_1-20_v1-2.tar.gz:
+# "download_checksums" in datasets/babi_qa/dataset_infos.json of github.com/huggingface/datasets
+# (commit 040102f100964a33fd334e2695f1c493fa6b92db). Facebook publishes no checksum of its own.
+BABI_SHA256 = "0364ebde659f14d11bc21744516c5ec49d3d06cb692733f66680771244998898"
 
 
 class DownloadError(RuntimeError):
     """The bAbI archive could not be downloaded, read, or safely extracted."""
 
 
-def download_babi(url: str = BABI_URL, dest: Path | None = None, progress: bool = True) -> Path:
+def download_babi(url: str | None = None, dest: Path | None = None, progress: bool = True,
+                  sha256: str | None = None) -> Path:
     """Download and extract the bAbI archive; return the data dir `dest/tasks_1-20_v1-2`.
 
-    dest defaults to `cache_dir()/"babi"`. If the data dir already exists it is returned without
-    touching the network. `progress` shows a byte progress bar and status lines on stderr.
-    Raises DownloadError on network failure, a corrupt archive, an unsafe member (absolute path,
-    `..`, link, device, FIFO) or an archive without the `tasks_1-20_v1-2/` folder.
+    url defaults to BABI_URL, dest to `cache_dir()/"babi"`. If the data dir already exists it is
+    returned without touching the network. `progress` shows a byte progress bar and status lines on
+    stderr. The archive must have the SHA-256 `sha256`; for BABI_URL that defaults to the published
+    BABI_SHA256 (another url without `sha256` is checked for length only).
+    Raises DownloadError on network failure, a checksum mismatch, a corrupt archive, an unsafe member
+    (absolute path, `..`, link, device, FIFO) or an archive without the `tasks_1-20_v1-2/` folder.
     """
+    url = url or BABI_URL
+    expected_sha256 = sha256 or (BABI_SHA256 if url == BABI_URL else None)
     dest = Path(dest) if dest is not None else cache_dir() / "babi"
     target = dest / ARCHIVE_FOLDER
     say = (lambda msg: print(msg, file=sys.stderr)) if progress else (lambda msg: None)
@@ -67,7 +79,14 @@ def download_babi(url: str = BABI_URL, dest: Path | None = None, progress: bool 
     archive = extract_dir.with_name(extract_dir.name + ".tar.gz")  # same unique stem
     try:
         with open(archive, "xb") as out:
-            _fetch(url, out, progress)
+            digest = _fetch(url, out, progress)
+        if expected_sha256 and digest != expected_sha256.lower():
+            archive.unlink(missing_ok=True)
+            raise DownloadError(
+                f"the archive from {url} has SHA-256 {digest}, expected the published {expected_sha256}; "
+                f"the download was deleted. Run the download again; if it fails the same way, the file at that "
+                f"address has changed: check it by hand, unpack it, and pass its {ARCHIVE_FOLDER}/ with --data-dir"
+            )
         say(f"extracting into {dest}")
         _extract_checked(archive, extract_dir, url)
         extracted = extract_dir / ARCHIVE_FOLDER
@@ -103,8 +122,8 @@ def _remove_partials(dest: Path) -> None:
             leftover.unlink(missing_ok=True)
 
 
-def _fetch(url: str, out, progress: bool) -> None:
-    """Stream `url` into the open file `out`; raise DownloadError if it fails or comes up short."""
+def _fetch(url: str, out, progress: bool) -> str:
+    """Stream `url` into the open file `out` and return its SHA-256; raise DownloadError if it fails or comes up short."""
     hint = (
         f"download it by hand from {url}, unpack it, and pass the {ARCHIVE_FOLDER}/ folder "
         f"with --data-dir (or $MEMNET_DATA)"
@@ -119,10 +138,11 @@ def _fetch(url: str, out, progress: bool) -> None:
 
                 bar = tqdm(total=expected, unit="B", unit_scale=True, unit_divisor=1024,
                            desc="bAbI", file=sys.stderr)
-            received = 0
+            received, digest = 0, hashlib.sha256()
             try:
                 while chunk := response.read(CHUNK_BYTES):
                     out.write(chunk)
+                    digest.update(chunk)
                     received += len(chunk)
                     if bar is not None:
                         bar.update(len(chunk))
@@ -142,6 +162,7 @@ def _fetch(url: str, out, progress: bool) -> None:
             f"could not download {url}: got {received} of {expected} bytes (connection closed "
             f"early); try again, or {hint}"
         )
+    return digest.hexdigest()
 
 
 def _extract_checked(archive: Path, into: Path, url: str) -> None:
