@@ -171,3 +171,7 @@ class Seq2SeqBatch(Batch):
     length: torch.Tensor  # (n,) source length, for accuracy by length
     target: torch.Tensor  # (n, t) the target, then EOS; IGNORE_INDEX on padding
     task: torch.Tensor  # (n,) 0: one task
+
+
+for _batch_type in (StoryBatch, SequenceBatch, Seq2SeqBatch):  # vmap and torch.compile see through them (memnet.population)
+    torch.utils._pytree.register_dataclass(_batch_type)

@@ -25,10 +25,12 @@ from tqdm import tqdm
 from memnet.locks import hold
 from memnet.records import code_identity, environment, read_json, write_json
 from memnet.spec import RunSpec, SpecError, differences, resolve
-from memnet.train import load_data, refuse_other_work, resolve_device, train_run
+from memnet.population import Member, population_key, train_population
+from memnet.train import Diverged, load_data, refuse_other_work, resolve_device, train_run
 from tasks.babi import parse_task_list, task_files
 
 MODES = ("per-task", "joint")
+ENGINES = ("population", "local")
 GRID_KEYS = ("models", "tasks", "variants", "modes", "repeats")
 
 
@@ -103,9 +105,30 @@ def settle_identity(root: Path, grid: dict, options: dict, extend: bool) -> dict
     return merged_grid(stored["grid"], grid)
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=64)
 def cached_data(task):
     return load_data(task)
+
+
+def memory_bucket(slots: int) -> int:
+    """Populations group tasks by memory size (16 or 64 slots), so that short stories are not padded
+    to the longest task's 50 sentences, and a 20-task grid compiles a handful of graphs."""
+    return 16 if slots <= 16 else 64
+
+
+def units_of(jobs: list[Job], engine: str) -> list[list[Job]]:
+    """What one worker trains at a time: runs that can share a population (memnet.population), or one run."""
+    if engine == "local":
+        return [[job] for job in jobs]
+    populations, alone = {}, []
+    for job in jobs:
+        key = population_key(job.spec)
+        if key is None:
+            alone.append([job])
+        else:
+            bucket = memory_bucket(cached_data(job.spec.task).sizes.memory_slots)
+            populations.setdefault((key, job.spec.task.variant, bucket), []).append(job)
+    return sorted(populations.values(), key=len, reverse=True) + alone
 
 
 def start_worker(threads: int) -> None:
@@ -114,20 +137,38 @@ def start_worker(threads: int) -> None:
 
 
 def run_job(job: Job, device: str, use_wandb: bool) -> dict:
-    """Train one seed (in a worker process); returns its summary."""
+    """Train one seed alone; returns its summary ({"diverged": why} when its loss blew up)."""
     resume = (Path(job.run_dir) / "config.json").exists()
-    return train_run(job.spec, job.run_dir, resume=resume, progress=False, device=device, use_wandb=use_wandb,
-                     data=cached_data(job.spec.task), preset=job.preset or None)
+    try:
+        return train_run(job.spec, job.run_dir, resume=resume, progress=False, device=device, use_wandb=use_wandb,
+                         data=cached_data(job.spec.task), preset=job.preset or None)
+    except Diverged as error:
+        return {"diverged": str(error)}
+
+
+def run_unit(unit: list[Job], device: str, use_wandb: bool, engine: str, compile: bool) -> list[dict]:
+    """Train a unit (in a worker process): one run alone, or a population; returns each run's summary."""
+    if engine == "local" or population_key(unit[0].spec) is None:
+        return [run_job(job, device, use_wandb) for job in unit]
+    members = [Member(job.spec, Path(job.run_dir), cached_data(job.spec.task), job.preset or None) for job in unit]
+    return train_population(members, device=device, compile=compile, progress=False)
 
 
 def run_bench(name: str, grid: dict, options: dict, *, data_dir=None, results: str | Path = "results",
               workers: int | None = None, device: str = "auto", use_wandb: bool = False, extend: bool = False,
-              command_options: str = "") -> Path:
+              command_options: str = "", engine: str = "population", compile: bool = True) -> Path:
     """Run (or finish) the grid, then write the tables; returns the benchmark folder.
 
     `grid`: models (MODEL[:PRESET] each), tasks, variants, modes, repeats. `options`: {"model": ...,
     "train": ..., "task": ...} given on the command line, applied on top of each model's preset.
+    `engine`: "population" trains the runs that can share a population as one (memnet.population,
+    compiled unless `compile` is off), the others alone; "local" trains every run alone, a process each.
+    The records are the same either way (to float rounding), so either engine resumes the other's grid.
     """
+    if engine not in ENGINES:
+        raise SpecError(f"engine: unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    if use_wandb:
+        engine = "local"  # wandb logs each run's epochs from its own loop
     from memnet.report import write_report
 
     if workers is not None and workers < 1:
@@ -149,16 +190,18 @@ def run_bench(name: str, grid: dict, options: dict, *, data_dir=None, results: s
         if use_wandb:
             os.environ["WANDB_RUN_GROUP"] = name  # every run of the benchmark in one wandb group
         workers = 1 if gpu else (workers or os.cpu_count() or 1)
-        threads = 1 if workers > 1 else torch.get_num_threads()
         todo = [job for job in jobs if not (Path(job.run_dir) / "summary.json").exists()]
+        units = units_of(todo, engine)
+        workers = min(workers, max(1, len(units)))
+        threads = 1 if workers > 1 else torch.get_num_threads()
         bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc=name, unit="run", dynamic_ncols=True)
-        run = functools.partial(run_job, device="cuda" if gpu else "cpu", use_wandb=use_wandb)
+        run = functools.partial(run_unit, device="cuda" if gpu else "cpu", use_wandb=use_wandb, engine=engine, compile=compile)
         if workers == 1:
-            for job in todo:
-                show(bar, job, run(job))
+            for unit in units:
+                show(bar, unit, run(unit))
         else:
             with ProcessPoolExecutor(max_workers=workers, initializer=start_worker, initargs=(threads,)) as pool:
-                futures = {pool.submit(run, job): job for job in todo}
+                futures = {pool.submit(run, unit): unit for unit in units}
                 for future in as_completed(futures):
                     show(bar, futures[future], future.result())
         bar.close()
@@ -170,10 +213,14 @@ def run_bench(name: str, grid: dict, options: dict, *, data_dir=None, results: s
     return root
 
 
-def show(bar, job: Job, summary: dict) -> None:
-    bar.set_postfix_str(f"{job.spec.model.name} {job.spec.task.variant} {job.spec.task.name} seed {job.spec.train.seed}: "
-                        f"test {summary['test_error']['all']}%")
-    bar.update(1)
+def show(bar, unit: list[Job], summaries: list[dict]) -> None:
+    for job, summary in zip(unit, summaries):
+        what = f"{job.spec.model.name} {job.spec.task.variant} {job.spec.task.name} seed {job.spec.train.seed}"
+        if "diverged" in summary:
+            bar.write(f"{what} diverged and is left out: {summary['diverged']}")
+        else:
+            bar.set_postfix_str(f"{what}: test {summary['test_error']['all']}%")
+        bar.update(1)
 
 
 def log_table_to_wandb(name: str, root: Path) -> None:

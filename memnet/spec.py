@@ -116,7 +116,7 @@ def explain(error: ValidationError, section: str, valid_keys: list[str]) -> str:
     for item in error.errors():
         field = ".".join(str(part) for part in item["loc"] if not isinstance(part, int)) or "(all)"
         where = f"{section}.{field}"
-        if field in DERIVED:
+        if field in DERIVED and section.startswith("model"):
             hint = " (--memory-size sets the sentences a story keeps)" if field == "memory_size" else ""
             parts.append(f"{where}: read from the data, not an option{hint}")
         elif item["type"] in ("extra_forbidden", "unexpected_keyword_argument"):

@@ -18,10 +18,12 @@ lr 0.005, then the full schedule from the top, as the official release does) and
 import dataclasses
 import json
 import math
+import random
 import sys
 import time
 from pathlib import Path
 
+import numpy
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
@@ -29,7 +31,8 @@ from tqdm import tqdm
 from memnet.batches import IGNORE_INDEX, Batch
 from memnet.locks import hold
 from memnet.models import build_model
-from memnet.records import code_identity, environment, read_json, save_torch, write_atomic, write_json
+from memnet.records import (check_output_folder, code_identity, environment, load_checkpoint, read_json, read_jsonl, save_torch,
+                            write_atomic, write_json)
 from memnet.selection import best_of
 from memnet.spec import RunSpec, SpecError, TaskSpec, TrainSpec, differences
 from tasks.registry import TaskData, load
@@ -87,7 +90,7 @@ def evaluate(model, split: Batch, batch_size: int = 1000) -> dict:
         total += loss.item()
         wrongs.append(wrong)
     wrong = torch.cat(wrongs)
-    return {"loss": total / len(wrong), "error": wrong.float().mean().item(), "wrong": wrong}
+    return {"loss": total / len(wrong), "error": wrong.sum().item() / len(wrong), "wrong": wrong}
 
 
 def percent_by_task(wrong: torch.Tensor, split: Batch) -> dict[str, float]:
@@ -142,6 +145,7 @@ def refuse_other_work(out: Path, spec: RunSpec, resume: bool) -> None:
     """
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out} is a file, not a run folder; pick another --out")
+    check_output_folder(out)  # a parent that is a file, or a folder this user cannot write
     if (out / "summary.json").exists() and not (out / "config.json").exists():
         raise FileExistsError(f"{out} holds a group of repeats, not one run; pick another --out")
     if not (out / "config.json").exists():
@@ -189,11 +193,62 @@ def train_run(spec: RunSpec, out: str | Path, *, resume: bool = False, progress:
     """
     out = Path(out)
     refuse_other_work(out, spec, resume)
+    data = data or load_data(spec.task)  # bad data is refused before the folder is touched
     with hold(out):
         refuse_other_work(out, spec, resume)  # again, now that no one else can write
         if resume and (out / "summary.json").exists():
             return read_json(out / "summary.json")
         return train_held(spec, out, resume, progress, resolve_device(device), use_wandb, data, preset)
+
+
+def restore(spec: RunSpec, out: Path, data: TaskData, model, optimizer, shuffle: torch.Generator, noise: torch.Generator,
+            device: torch.device, preset: str | None, engine: dict | None = None) -> dict:
+    """Resume a run from its checkpoint (model, optimizer, every generator, loop state), or start its
+    records afresh; returns the loop state. Shared by lone runs and population members."""
+    checkpoint_path = out / "checkpoint.pt"
+    if checkpoint_path.exists():
+        saved = load_checkpoint(checkpoint_path)
+        changed = differences(saved["spec"], spec.to_dict())
+        if changed:
+            raise SpecError(f"{checkpoint_path} was trained with another spec ({'; '.join(changed)}); pick another --out")
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        shuffle.set_state(saved["shuffle"])
+        noise.set_state(saved["noise"])
+        set_global_generators(saved["generators"])  # dropout and any other draw from a global generator
+        state = saved["state"]
+        # a crash may have left a last line half written, or lines past the checkpoint's epoch
+        lines = read_jsonl(out / "metrics.jsonl", drop_partial_last=True) if (out / "metrics.jsonl").exists() else []
+        write_atomic(out / "metrics.jsonl", "".join(json.dumps(line) + "\n" for line in lines if line["epoch"] < state["epoch"]))
+        record = read_json(out / "config.json")
+        record.setdefault("resumed", []).append({**record_environment(out, device), **({"engine": engine} if engine else {})})
+        write_json(out / "config.json", record)
+        return state
+    if (out / "config.json").exists():  # a folder copied without its checkpoint
+        print(f"{out} has no checkpoint: training this run from the start", file=sys.stderr)
+    out.mkdir(parents=True, exist_ok=True)
+    write_atomic(out / "metrics.jsonl", "")
+    write_json(out / "config.json", {"spec": spec.to_dict(), "sizes": dataclasses.asdict(data.sizes), "preset": preset,
+                                     "skipped": data.skipped, "environment": record_environment(out, device),
+                                     **({"engine": engine} if engine else {})})
+    return {"epoch": 0, "main_from": 0 if not spec.train.linear_start else None, "best_linear_loss": math.inf, "seconds": 0.0}
+
+
+def global_generators() -> dict:
+    """The state of every global generator a model may draw from: torch's (CPU and CUDA), numpy's, Python's."""
+    kind, keys, position, has_gauss, gauss = numpy.random.get_state()  # plain values: the checkpoint loads weights_only
+    return {"torch": torch.get_rng_state(), "numpy": [kind, torch.from_numpy(keys.astype("int64")), position, has_gauss, gauss],
+            "python": list(random.getstate()[1]), "python_version": random.getstate()[0],
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def set_global_generators(saved: dict) -> None:
+    torch.set_rng_state(saved["torch"])
+    kind, keys, position, has_gauss, gauss = saved["numpy"]
+    numpy.random.set_state((kind, keys.numpy().astype("uint32"), position, has_gauss, gauss))
+    random.setstate((saved["python_version"], tuple(saved["python"]), None))
+    if saved["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(saved["cuda"])
 
 
 def train_held(spec: RunSpec, out: Path, resume: bool, progress: bool, device: torch.device, use_wandb: bool,
@@ -205,30 +260,7 @@ def train_held(spec: RunSpec, out: Path, resume: bool, progress: bool, device: t
     optimizer = make_optimizer(config, model)
     shuffle = torch.Generator().manual_seed(config.seed)  # batch order: same seed, same run
     noise = torch.Generator(device=device).manual_seed(config.seed)  # random noise, drawn where the data is
-    state = {"epoch": 0, "main_from": 0 if not config.linear_start else None, "best_linear_loss": math.inf, "seconds": 0.0}
-    if resume and checkpoint_path.exists():
-        saved = torch.load(checkpoint_path, weights_only=True)
-        changed = differences(saved["spec"], spec.to_dict())
-        if changed:
-            raise SpecError(f"{checkpoint_path} was trained with another spec ({'; '.join(changed)}); pick another --out")
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        shuffle.set_state(saved["shuffle"])
-        noise.set_state(saved["noise"])
-        torch.set_rng_state(saved["torch_rng"])  # dropout and any other draw from the global generator
-        state = saved["state"]
-        keep = [line for line in (out / "metrics.jsonl").read_text().splitlines() if json.loads(line)["epoch"] < state["epoch"]]
-        write_atomic(out / "metrics.jsonl", "".join(line + "\n" for line in keep))
-        record = read_json(out / "config.json")
-        record.setdefault("resumed", []).append(record_environment(out, device))
-        write_json(out / "config.json", record)
-    else:
-        if (out / "config.json").exists():  # resuming a folder copied without its checkpoint
-            print(f"{out} has no checkpoint: training this run from the start", file=sys.stderr)
-        out.mkdir(parents=True, exist_ok=True)
-        write_atomic(out / "metrics.jsonl", "")
-        write_json(out / "config.json", {"spec": spec.to_dict(), "sizes": dataclasses.asdict(data.sizes), "preset": preset,
-                                         "skipped": data.skipped, "environment": record_environment(out, device)})
+    state = restore(spec, out, data, model, optimizer, shuffle, noise, device, preset)
     splits = {name: split.to(device) for name, split in data.splits.items()}
     train = splits["train"]
     if use_wandb:
@@ -264,7 +296,7 @@ def train_held(spec: RunSpec, out: Path, resume: bool, progress: bool, device: t
         state["epoch"] = epoch + 1
         state["seconds"] += time.perf_counter() - started
         line = {"epoch": epoch, "phase": phase, "lr": lr, "train_loss": train_loss,
-                "train_error": wrong.float().mean().item(), "valid_loss": valid["loss"], "valid_error": valid["error"],
+                "train_error": wrong.sum().item() / len(wrong), "valid_loss": valid["loss"], "valid_error": valid["error"],
                 "seconds": round(time.perf_counter() - started, 4)}
         with open(out / "metrics.jsonl", "a") as file:
             file.write(json.dumps(line) + "\n")
@@ -288,12 +320,17 @@ def checkpoint(spec: RunSpec, data: TaskData, model, optimizer, shuffle, noise, 
     return {
         "spec": spec.to_dict(), "sizes": dataclasses.asdict(data.sizes), "vocab": data.vocab.state_dict(),
         "model": model.state_dict(), "optimizer": optimizer.state_dict(), "shuffle": shuffle.get_state(),
-        "noise": noise.get_state(), "torch_rng": torch.get_rng_state(), "state": state,
+        "noise": noise.get_state(), "generators": global_generators(), "state": state,
     }
 
 
 def summarise(model, splits, config: TrainSpec, device, state) -> dict:
     errors = {name: percent_by_task(evaluate(model, split)["wrong"].cpu(), split.to("cpu")) for name, split in splits.items()}
+    return summary_record(errors, config, device, state)
+
+
+def summary_record(errors: dict, config: TrainSpec, device, state) -> dict:
+    """summary.json: error in percent per split (overall and per task), epochs, seed, device, seconds."""
     return {"test_error": errors["test"], "valid_error": errors["valid"], "train_error": errors["train"],
             "epochs": state["epoch"], "linear_start_epochs": state["main_from"] or 0, "seed": config.seed,
             "device": environment(device)["device"], "seconds": round(state["seconds"], 2)}

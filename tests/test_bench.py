@@ -82,14 +82,14 @@ def test_seeds_missing_a_task_are_left_out_of_the_spread_and_counted(tmp_path):
 
 def test_an_interrupted_benchmark_resumes_without_redoing_runs(babi_dir, tmp_path, monkeypatch):
     args = dict(name="b", grid=grid(["memn2n"], repeats=3), options=options(epochs=2), data_dir=babi_dir, results=tmp_path,
-                workers=1)
+                workers=1, engine="local")
     real, calls = bench.run_job, {"n": 0}
 
-    def interrupted(job, **kwargs):
+    def interrupted(job, *args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 2:
             raise KeyboardInterrupt
-        return real(job, **kwargs)
+        return real(job, *args, **kwargs)
 
     monkeypatch.setattr(bench, "run_job", interrupted)
     with pytest.raises(KeyboardInterrupt):

@@ -179,7 +179,7 @@ def test_a_finished_run_is_not_overwritten(babi_dir, tmp_path, capsys):
     assert snapshot(tmp_path / "run") == before
 
 
-BENCH = ["bench", "--name", "b", "--models", "memn2n", "--tasks", "1", "--workers", "1", "--epochs", "1", "--dim", "6"]
+BENCH = ["bench", "--name", "b", "--models", "memn2n", "--tasks", "1", "--workers", "1", "--no-compile", "--epochs", "1", "--dim", "6"]
 
 
 def test_a_benchmark_with_other_options_or_grid_is_refused_and_extend_adds(babi_dir, tmp_path, capsys):

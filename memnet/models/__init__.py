@@ -21,6 +21,7 @@ MODELS = {
     "attentive": (AttentiveConfig, Attentive),
     "seq2seq": (Seq2SeqConfig, Seq2Seq),
 }
+POPULATION = {"memn2n"}  # models whose forward vmaps over members (no shapes read from the data): memnet.population
 LINEAR_START = {"memn2n"}  # models whose memory softmax linear start can remove (they have `use_softmax`)
 
 

@@ -1,0 +1,413 @@
+"""Population training: P runs trained as one, each member exactly the run it would be alone.
+
+A population stacks the parameters of P runs of one model along a leading member axis p and
+trains them with one step: vmap(grad(loss)) over the members, then each member's own gradient
+clipping and update; the step is compiled once per shape (`torch.compile`, inductor). Each member
+keeps everything a run has alone (`memnet.train`): its task data, seed, batch order, noise stream,
+learning-rate schedule, linear start, clipping, epochs, NaN stop and run folder, so its records
+are those of the same spec trained alone, to float rounding.
+
+    members   runs of one model and config, batch size and optimizer (`population_key`); their
+              tasks, seeds, schedules and other numbers may differ
+    data      each member's splits padded to one shape and stacked: (p, n + 1, ...). Padding is
+              0, and padded rows have the target IGNORE_INDEX, so a member with fewer questions,
+              or a last batch of fewer than b rows, reads rows that add nothing to its loss
+    params    each member's parameters, built alone from its seed, zero-padded to the largest
+              member's shapes: a larger vocabulary gives rows the member never reads, and answers
+              past its own vocabulary are masked out of its softmax
+
+Shapes: p members, b batch rows, n questions, V answers (padded), e noise draws per story.
+"""
+
+import dataclasses
+import json
+import math
+import sys
+import time
+import warnings
+from contextlib import ExitStack
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call, grad, vmap
+from tqdm import tqdm
+
+from memnet.batches import IGNORE_INDEX, Batch, draw_time_noise, noisy_time
+from memnet.locks import hold
+from memnet.models import POPULATION, build_model
+from memnet.records import read_json, save_torch, write_json
+from memnet.spec import RunSpec
+from memnet.train import (checkpoint, learning_rate, make_optimizer, percent_by_task, refuse_other_work, resolve_device,
+                          restore, summary_record)
+from tasks.registry import TaskData
+
+EVAL_ROWS = 128  # rows per member in one evaluation call (splits are padded to a multiple of it)
+ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults, which single runs use
+
+
+def population_key(spec: RunSpec) -> tuple | None:
+    """Runs with the same key can train as one population; None: this model trains alone."""
+    if spec.model.name not in POPULATION:
+        return None
+    return spec.model.name, spec.model.config, spec.train.batch_size, spec.train.optimizer, spec.task.family
+
+
+@dataclasses.dataclass
+class Member:
+    """One run of a population: its spec, folder and data, and the loop state it would have alone."""
+
+    spec: RunSpec
+    out: Path
+    data: TaskData
+    preset: str | None = None
+    state: dict = dataclasses.field(default_factory=dict)  # epoch, main_from, best_linear_loss, seconds (as memnet.train)
+    shuffle: torch.Generator | None = None
+    noise: torch.Generator | None = None
+    done: bool = False
+    diverged: str | None = None
+
+    def total_epochs(self) -> int:
+        config = self.spec.train
+        return (self.state["main_from"] if self.state["main_from"] is not None else config.linear_start) + config.epochs
+
+
+def stack(batches: list[Batch], dims: dict[str, list[int]], rows: int, device) -> Batch:
+    """Members' splits (n_k, ...) -> one (p, rows, ...) batch, each field padded to `dims` (its sizes
+    after the row axis); rows past a member's own are pad rows (`rows` > every n_k)."""
+    fields = {}
+    for name, shape in dims.items():
+        tensors = [getattr(batch, name) for batch in batches]
+        fill = IGNORE_INDEX if name == "target" else 0
+        out = torch.full((len(tensors), rows, *shape), fill, dtype=tensors[0].dtype)
+        for k, tensor in enumerate(tensors):
+            out[(k, *[slice(0, size) for size in tensor.shape])] = tensor
+        fields[name] = out.to(device)
+    return type(batches[0])(**fields)
+
+
+def common_dims(splits: list[Batch]) -> dict[str, list[int]]:
+    """Per field, the largest size of each axis after the rows, over every member and split: one
+    shape for all, so that training and evaluation each compile one graph."""
+    return {name: [max(getattr(split, name).shape[i] for split in splits) for i in range(1, getattr(splits[0], name).dim())]
+            for name in splits[0].tensors()}
+
+
+def pad_to(tensor: torch.Tensor, shape) -> torch.Tensor:
+    padded = tensor.new_zeros(shape)
+    padded[tuple(slice(0, size) for size in tensor.shape)] = tensor
+    return padded
+
+
+def member_loss(model, params, buffers, batch: Batch, answers: torch.Tensor):
+    """One member's summed loss (the gradient's target) and, as aux, the loss and per-row `wrong`."""
+    logits = functional_call(model, (params, buffers), (batch,)).logits  # (b, V) or (b, t, V)
+    logits = logits.masked_fill(~answers, float("-inf"))  # answers past the member's own vocabulary
+    loss = F.cross_entropy(logits.flatten(0, -2), batch.target.flatten(), ignore_index=IGNORE_INDEX, reduction="sum")
+    wrong = ((logits.argmax(-1) != batch.target) & (batch.target != IGNORE_INDEX)).reshape(len(batch.target), -1).any(1)
+    return loss, (loss.detach(), wrong)
+
+
+def rows_of(data: Batch, index: torch.Tensor) -> Batch:
+    """Rows `index` (p, b) of stacked data (p, n + 1, ...): (p, b, ...)."""
+    members = torch.arange(index.shape[0], device=index.device)[:, None]
+    return type(data)(**{name: value[members, index] for name, value in data.tensors().items()})
+
+
+def make_step(model, optimizer: str):
+    """The population's training step: gather each member's batch, add its noise, vmap(grad), clip, update."""
+    gradients = vmap(grad(lambda *args: member_loss(model, *args), has_aux=True))
+
+    def step(params, moments, buffers, train, index, count, gap, noisy, answers, lr, clip, active):
+        batch = rows_of(train, index)  # (p, b, ...)
+        if count is not None:  # random noise, drawn on the host side of the step by each member's generator
+            time = noisy_time(batch.time, batch.memory_mask, count, gap)  # (p, b, m)
+            batch = dataclasses.replace(batch, time=torch.where(noisy[:, None, None], time, batch.time))
+        grads, (loss, wrong) = gradients(params, buffers, batch, answers)
+        active = active & torch.isfinite(loss)  # a diverged member stops changing; the others go on
+        new_params, new_moments = {}, {}
+        for name, value in params.items():
+            g = grads[name]
+            norm = g.flatten(1).norm(dim=1)  # (p,) each member's gradient of this matrix (clip_each)
+            scale = torch.where(clip > 0, (clip / (norm + 1e-6)).clamp(max=1.0), torch.ones_like(norm))
+            g = g * scale.view(-1, *[1] * (g.dim() - 1))
+            step_size = lr.view(-1, *[1] * (g.dim() - 1))
+            if optimizer == "adam":
+                g, new_moments[name] = adam_direction(g, moments[name], active)
+            new_params[name] = torch.where(active.view(-1, *[1] * (g.dim() - 1)), value - step_size * g, value)
+        return new_params, new_moments, loss, wrong
+
+    return step
+
+
+def adam_direction(g, moment: dict, active):
+    """torch.optim.Adam's update direction for each member (lr applied by the caller); its state only
+    moves for active members."""
+    (beta1, beta2), shape = ADAM_BETAS, (-1, *[1] * (g.dim() - 1))
+    steps = moment["step"] + active.to(moment["step"].dtype)  # (p,)
+    keep = active.view(shape)
+    m = torch.where(keep, beta1 * moment["m"] + (1 - beta1) * g, moment["m"])
+    v = torch.where(keep, beta2 * moment["v"] + (1 - beta2) * g * g, moment["v"])
+    t = steps.clamp(min=1).view(shape)
+    direction = (m / (1 - beta1**t)) / ((v / (1 - beta2**t)).sqrt() + ADAM_EPS)
+    return direction, {"m": m, "v": v, "step": steps}
+
+
+def make_forward(model):
+    """Every member's summed loss (p,) and `wrong` (p, rows) on a (p, rows, ...) batch."""
+    return vmap(lambda params, buffers, batch, answers: member_loss(model, params, buffers, batch, answers)[1])
+
+
+def evaluate(forward, params, buffers, split: Batch, answers) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed loss (p,) and `wrong` (p, rows) of every member over a stacked split, EVAL_ROWS rows at
+    a time (one shape: one compiled graph)."""
+    losses, wrongs = [], []
+    for start in range(0, split.target.shape[1], EVAL_ROWS):
+        rows = type(split)(**{k: v[:, start : start + EVAL_ROWS].contiguous() for k, v in split.tensors().items()})
+        loss, wrong = forward(params, buffers, rows, answers)
+        losses.append(loss)
+        wrongs.append(wrong)
+    return torch.stack(losses).sum(0), torch.cat(wrongs, 1)
+
+
+def compiled(fn, enabled: bool):
+    """`torch.compile(fn)`, falling back to eager (with one line of warning) where compiling fails."""
+    if not enabled:
+        return fn
+    fast, fallback = torch.compile(fn, dynamic=False), {"eager": False}
+
+    def call(*args):
+        if not fallback["eager"]:
+            try:
+                return fast(*args)
+            except Exception as error:  # no C compiler, an unsupported op, ...: the eager step is the same maths
+                warnings.warn(f"torch.compile is unavailable here ({type(error).__name__}: {str(error).splitlines()[0][:120]}); "
+                              "training eagerly", stacklevel=2)
+                fallback["eager"] = True
+        return fn(*args)
+
+    return call
+
+
+class Population:
+    """The stacked state of a population's members (see the module docstring)."""
+
+    def __init__(self, members: list[Member], device: torch.device, compile: bool):
+        self.members, self.device = members, device
+        first = members[0].spec
+        self.config = first.train
+        models = []
+        for member in members:  # each member's model exactly as it would be built alone
+            torch.manual_seed(member.spec.train.seed)
+            models.append(build_model(first.model.name, first.model.config, member.data.sizes))
+        self.template = models[0].to(device)
+        names = [name for name, _ in models[0].named_parameters()]
+        self.shapes = [{name: tuple(value.shape) for name, value in model.named_parameters()} for model in models]
+        self.params = {name: torch.stack([pad_to(dict(model.named_parameters())[name].detach(),
+                                                 [max(s[name][i] for s in self.shapes) for i in range(len(self.shapes[0][name]))])
+                                          for model in models]).to(device) for name in names}
+        self.buffers = {name: torch.stack([dict(model.named_buffers())[name] for model in models]).to(device)
+                        for name, _ in models[0].named_buffers()}
+        self.moments = {}
+        if self.config.optimizer == "adam":
+            self.moments = {name: {"m": torch.zeros_like(value), "v": torch.zeros_like(value),
+                                   "step": torch.zeros(len(members), device=device)} for name, value in self.params.items()}
+        width = max(member.data.sizes.num_classes for member in members)
+        self.answers = torch.stack([torch.arange(width) < member.data.sizes.num_classes for member in members]).to(device)
+        every = [member.data.splits[name] for member in members for name in ("train", "valid", "test")]
+        dims = common_dims(every)
+        self.splits = {}
+        for name in ("train", "valid", "test"):  # at least one pad row; evaluation reads EVAL_ROWS at a time
+            rows = math.ceil((max(len(member.data.splits[name]) for member in members) + 1) / EVAL_ROWS) * EVAL_ROWS
+            self.splits[name] = stack([member.data.splits[name] for member in members], dims, rows, device)
+        self.step = compiled(make_step(self.template, self.config.optimizer), compile)
+        self.forward = compiled(make_forward(self.template), compile)
+
+    # -- one member's state, in the single-run format (memnet.train.checkpoint), both ways ----------
+
+    def member_model(self, k: int):
+        """Member k as a model of its own, with an optimizer holding its state."""
+        member = self.members[k]
+        model = build_model(member.spec.model.name, member.spec.model.config, member.data.sizes)
+        state = {name: self.params[name][k][tuple(slice(0, size) for size in shape)].detach().cpu()
+                 for name, shape in self.shapes[k].items()}
+        model.load_state_dict(state)
+        optimizer = make_optimizer(member.spec.train, model)
+        if self.moments:
+            for name, parameter in model.named_parameters():
+                moment, crop = self.moments[name], tuple(slice(0, size) for size in self.shapes[k][name])
+                if moment["step"][k] > 0:
+                    optimizer.state[parameter] = {"step": moment["step"][k].detach().cpu(),
+                                                  "exp_avg": moment["m"][k][crop].detach().cpu().clone(),
+                                                  "exp_avg_sq": moment["v"][k][crop].detach().cpu().clone()}
+        return model, optimizer
+
+    def load_member(self, k: int, model, optimizer) -> None:
+        for name, parameter in model.named_parameters():
+            crop = (k, *[slice(0, size) for size in parameter.shape])
+            self.params[name][crop] = parameter.detach().to(self.device)
+            if self.moments and parameter in optimizer.state:
+                saved = optimizer.state[parameter]
+                self.moments[name]["m"][crop] = saved["exp_avg"].to(self.device)
+                self.moments[name]["v"][crop] = saved["exp_avg_sq"].to(self.device)
+                self.moments[name]["step"][k] = float(saved["step"])
+
+    def save(self, k: int) -> None:
+        member = self.members[k]
+        model, optimizer = self.member_model(k)
+        save_torch(member.out / "checkpoint.pt", checkpoint(member.spec, member.data, model, optimizer, member.shuffle,
+                                                             member.noise, member.state))
+
+
+def draws_for_epoch(population: Population, live: list[int], index: torch.Tensor, steps: int, b: int):
+    """Each member's noise draws for the epoch, from its own generator in the order a lone run draws
+    them (a batch at a time): count (p, steps, b) and gap (p, steps, b, e), or (None, None)."""
+    members = population.members
+    noisy = [k for k in live if members[k].spec.train.random_noise]
+    if not noisy:
+        return None, None
+    e = max(math.ceil(0.1 * members[k].data.sizes.memory_size) for k in noisy)
+    count = torch.zeros(len(members), steps, b, device=population.device)
+    gap = torch.zeros(len(members), steps, b, e, device=population.device)
+    for k in noisy:
+        n = len(members[k].data.splits["train"])
+        for s in range(math.ceil(n / b)):
+            rows = min(b, n - s * b)
+            c, g = draw_time_noise(members[k].noise, rows, members[k].data.sizes.memory_size, population.device)
+            count[k, s, :rows], gap[k, s, :rows, : g.shape[1]] = c, g
+    return count, gap
+
+
+def train_population(members: list[Member], *, device: str = "auto", compile: bool = True, progress: bool = True,
+                     checkpoint_seconds: float = 60.0) -> list[dict]:
+    """Train the members as one population; each writes its own run folder. Returns their summaries
+    (a member that diverged gives {"diverged": message})."""
+    device = resolve_device(device)
+    with ExitStack() as held:
+        for member in members:
+            refuse_other_work(member.out, member.spec, resume=True)
+            held.enter_context(hold(member.out))
+        todo = []
+        for member in members:
+            if (member.out / "summary.json").exists():
+                member.done = True
+            else:
+                todo.append(member)
+        if todo:
+            run_members(todo, device, compile, progress, checkpoint_seconds)
+    return [{"diverged": m.diverged} if m.diverged else read_json(m.out / "summary.json") for m in members]
+
+
+def run_members(members: list[Member], device, compile: bool, progress: bool, checkpoint_seconds: float) -> None:
+    population = Population(members, device, compile)
+    engine = {"engine": "population", "members": len(members), "compiled": compile}
+    for k, member in enumerate(members):  # a lone run's start, or its resume from the checkpoint
+        model, optimizer = population.member_model(k)
+        member.shuffle = torch.Generator().manual_seed(member.spec.train.seed)
+        member.noise = torch.Generator(device=device).manual_seed(member.spec.train.seed)
+        member.state = restore(member.spec, member.out, member.data, model, optimizer, member.shuffle, member.noise,
+                               device, member.preset, engine)
+        population.load_member(k, model, optimizer)
+    b = population.config.batch_size
+    total = sum(member.total_epochs() - member.state["epoch"] for member in members)
+    bar = tqdm(total=total, desc=f"population of {len(members)}", unit="epoch", disable=not progress, dynamic_ncols=True)
+    last_save, first_step = time.perf_counter(), None
+    while True:
+        live = [k for k, member in enumerate(members) if not member.done]
+        if not live:
+            break
+        started = time.perf_counter()
+        rates, on, phases = [0.0] * len(members), torch.ones(len(members), dtype=torch.bool), {}
+        perms, steps = {}, 0
+        for k in live:
+            member = members[k]
+            phases[k] = "linear" if member.state["main_from"] is None else "softmax"
+            rates[k] = learning_rate(member.spec.train, member.state["epoch"], member.state["main_from"])
+            on[k] = phases[k] == "softmax"
+            perms[k] = torch.randperm(len(member.data.splits["train"]), generator=member.shuffle)
+            steps = max(steps, math.ceil(len(perms[k]) / b))
+        pad_row = population.splits["train"].target.shape[1] - 1
+        index = torch.full((len(members), steps * b), pad_row, dtype=torch.long)
+        for k, perm in perms.items():
+            index[k, : len(perm)] = perm
+        count, gap = draws_for_epoch(population, live, index, steps, b)
+        real = (index != pad_row).view(len(members), steps, b).any(-1)  # (p, steps): members with rows in this step
+        index = index.view(len(members), steps, b).to(device)
+        if "softmax_on" in population.buffers:
+            population.buffers["softmax_on"] = on.to(device)
+        noisy = torch.tensor([m.spec.train.random_noise for m in members], device=device)
+        clip = torch.tensor([m.spec.train.clip_norm for m in members], device=device)
+        lr, real = torch.tensor(rates, device=device), real.to(device)
+        loss_sum = torch.zeros(len(members), device=device)
+        wrong_sum = torch.zeros(len(members), device=device)
+        for s in range(steps):
+            t0 = time.perf_counter()
+            population.params, population.moments, loss, wrong = population.step(
+                population.params, population.moments, population.buffers, population.splits["train"], index[:, s],
+                None if count is None else count[:, s], None if gap is None else gap[:, s], noisy, population.answers,
+                lr, clip, real[:, s])
+            if first_step is None:
+                first_step = time.perf_counter() - t0  # compiling, mostly
+                print(f"population of {len(members)}: first step (compiling) took {first_step:.1f} s", file=sys.stderr)
+            loss_sum += loss
+            wrong_sum += wrong.sum(1)
+        valid_loss, valid_wrong = evaluate(population.forward, population.params, population.buffers,
+                                           population.splits["valid"], population.answers)
+        valid_loss, valid_wrong = valid_loss.cpu(), valid_wrong.cpu()
+        loss_sum, wrong_sum = loss_sum.cpu(), wrong_sum.cpu()
+        seconds = (time.perf_counter() - started) / len(live)  # each live member's share of the epoch
+        for k in live:
+            finish_epoch(population, k, phases[k], rates[k], float(loss_sum[k]), float(wrong_sum[k]),
+                         float(valid_loss[k]), valid_wrong[k], seconds)
+            bar.update(1)
+        finished = [k for k in live if members[k].done and not members[k].diverged]
+        if finished:
+            summarise(population, finished)
+        bar.set_postfix(live=len(live), first_step=f"{first_step:.1f}s")
+        if time.perf_counter() - last_save > checkpoint_seconds:
+            for k in live:
+                if not members[k].diverged:
+                    population.save(k)
+            last_save = time.perf_counter()
+    bar.close()
+
+
+def finish_epoch(population: Population, k: int, phase: str, lr: float, train_loss: float, train_wrong: float,
+                 valid_loss: float, valid_wrong: torch.Tensor, seconds: float) -> None:
+    """A member's end of epoch, as a lone run has it (memnet.train.train_held)."""
+    member = population.members[k]
+    config, state = member.spec.train, member.state
+    n_train, n_valid = len(member.data.splits["train"]), len(member.data.splits["valid"])
+    epoch = state["epoch"]
+    if not math.isfinite(train_loss):
+        member.diverged = f"{member.out}: loss became {train_loss} at epoch {epoch + 1} (seed {config.seed}); try a lower --lr or clipping"
+        member.done = True
+        print(f"member diverged and is left out: {member.diverged}", file=sys.stderr)
+        return
+    valid_loss, valid_error = valid_loss / n_valid, valid_wrong[:n_valid].sum().item() / n_valid
+    if phase == "linear":
+        stalled = valid_loss >= state["best_linear_loss"] and config.linear_start_until == "plateau"
+        state["best_linear_loss"] = min(state["best_linear_loss"], valid_loss)
+        if stalled or epoch + 1 >= config.linear_start:
+            state["main_from"] = epoch + 1
+    state["epoch"] = epoch + 1
+    state["seconds"] += seconds
+    line = {"epoch": epoch, "phase": phase, "lr": lr, "train_loss": train_loss / n_train, "train_error": train_wrong / n_train,
+            "valid_loss": valid_loss, "valid_error": valid_error, "seconds": round(seconds, 4)}
+    with open(member.out / "metrics.jsonl", "a") as file:
+        file.write(json.dumps(line) + "\n")
+    member.done = state["epoch"] >= member.total_epochs()
+
+
+def summarise(population: Population, finished: list[int]) -> None:
+    """summary.json and the last checkpoint of the members that finished this epoch (all members are
+    evaluated at once: one compiled graph; the others' numbers are not used)."""
+    wrongs = {name: evaluate(population.forward, population.params, population.buffers, population.splits[name],
+                             population.answers)[1].cpu()
+              for name in ("test", "valid", "train")}
+    for k in finished:
+        member = population.members[k]
+        errors = {name: percent_by_task(wrong[k, : len(member.data.splits[name])], member.data.splits[name].to("cpu"))
+                  for name, wrong in wrongs.items()}
+        population.save(k)
+        write_json(member.out / "summary.json", summary_record(errors, member.spec.train, population.device, member.state))

@@ -1,0 +1,157 @@
+"""Population training: a member's records are those of the same spec trained alone, whoever shares its population."""
+
+import json
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+import memnet.population as population_module
+from memnet import bench
+from memnet.population import Member, population_key, train_population
+from memnet.spec import resolve
+from memnet.train import load_data, train_run
+
+SMALL = {"dim": 8, "hops": 2}
+OTHER_WORDS = ["bill", "fred", "julie"], ["cellar", "attic", "porch", "yard", "shed"]
+STATEMENTS = 18  # per story of the other task: more than 16 memory slots, another population bucket
+
+
+def write_other_task(folder: Path, number: int, stories: int, seed: int) -> None:
+    """A where-is task in other words (its own, larger vocabulary) and longer stories: a member with other sizes."""
+    import random
+
+    rng, lines = random.Random(seed), []
+    actors, places = OTHER_WORDS
+    for _ in range(stories):
+        where, line_id = {}, 0
+        for _ in range(STATEMENTS):
+            actor, place = rng.choice(actors), rng.choice(places)
+            line_id += 1
+            where[actor] = (place, line_id)
+            lines.append(f"{line_id} {actor.capitalize()} walked quietly to the {place}.")
+        actor = rng.choice(sorted(where))
+        lines.append(f"{line_id + 1} Where is {actor.capitalize()}? \t{where[actor][0]}\t{where[actor][1]}")
+    for split, count in [("train", stories), ("test", stories // 4)]:
+        folder.mkdir(parents=True, exist_ok=True)
+        rows = lines if split == "train" else lines[: count * (STATEMENTS + 1)]
+        (folder / f"qa{number}_other_{split}.txt").write_text("\n".join(rows) + "\n")
+
+
+def spec(babi_dir, task=1, seed=0, **train):
+    options = {"epochs": 2, "linear_start": 1, "random_noise": True, "seed": seed, **train}
+    return resolve("memn2n", None, SMALL, options, {"name": f"babi:{task}", "data_dir": str(babi_dir)})
+
+
+def metrics(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+
+
+def assert_same_run(alone: Path, member: Path) -> None:
+    for a, b in zip(metrics(alone), metrics(member), strict=True):
+        for key in ("train_loss", "valid_loss"):
+            assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-6), (key, a, b)
+        for key in ("epoch", "phase", "lr", "train_error", "valid_error"):
+            assert a[key] == b[key], (key, a, b)
+    summary = lambda folder: json.loads((folder / "summary.json").read_text())
+    for key in ("test_error", "valid_error", "train_error", "epochs", "linear_start_epochs", "seed"):
+        assert summary(alone)[key] == summary(member)[key]
+
+
+@pytest.fixture
+def mixed(babi_dir):
+    """Task 1 (the fixture's) and task 2 (other words, longer stories): two vocabularies, two memory sizes."""
+    write_other_task(babi_dir / "en", 2, 30, seed=9)
+    return babi_dir
+
+
+def test_a_member_is_the_run_it_would_be_alone(mixed, tmp_path):
+    specs = [spec(mixed, 1, 0), spec(mixed, 2, 0), spec(mixed, 1, 1, lr=0.02, clip_norm=5.0)]
+    assert len({population_key(s) for s in specs}) == 1  # tasks, seeds and numbers differ; they share one
+    assert load_data(specs[1].task).sizes.vocab_size != load_data(specs[0].task).sizes.vocab_size
+    members = [Member(s, tmp_path / f"member-{k}", load_data(s.task)) for k, s in enumerate(specs)]
+    train_population(members, device="cpu", compile=False, progress=False)
+    for k, s in enumerate(specs):
+        train_run(s, tmp_path / f"alone-{k}", progress=False, device="cpu")
+        assert_same_run(tmp_path / f"alone-{k}", tmp_path / f"member-{k}")
+    config = json.loads((tmp_path / "member-1" / "config.json").read_text())
+    assert config["spec"] == specs[1].to_dict() and config["engine"]["members"] == 3
+
+
+def test_adam_members_match_alone_runs(babi_dir, tmp_path):
+    specs = [spec(babi_dir, 1, seed, optimizer="adam", lr=0.003, epochs=3, linear_start=0) for seed in (0, 1)]
+    members = [Member(s, tmp_path / f"member-{k}", load_data(s.task)) for k, s in enumerate(specs)]
+    train_population(members, device="cpu", compile=False, progress=False)
+    for k, s in enumerate(specs):
+        train_run(s, tmp_path / f"alone-{k}", progress=False, device="cpu")
+        assert_same_run(tmp_path / f"alone-{k}", tmp_path / f"member-{k}")
+
+
+def test_a_diverging_member_leaves_the_others_untouched(babi_dir, tmp_path):
+    specs = [spec(babi_dir, 1, 0), spec(babi_dir, 1, 1, lr=1e30, clip_norm=0.0, linear_start=0)]
+    members = [Member(s, tmp_path / f"member-{k}", load_data(s.task)) for k, s in enumerate(specs)]
+    summaries = train_population(members, device="cpu", compile=False, progress=False)
+    assert "loss became" in summaries[1]["diverged"] and not (tmp_path / "member-1" / "summary.json").exists()
+    train_run(specs[0], tmp_path / "alone", progress=False, device="cpu")
+    assert_same_run(tmp_path / "alone", tmp_path / "member-0")
+
+
+def test_an_interrupted_population_resumes_to_the_same_records_alone_or_together(babi_dir, tmp_path, monkeypatch):
+    specs = [spec(babi_dir, 1, seed, epochs=3) for seed in (0, 1)]
+    whole = [Member(s, tmp_path / f"whole-{k}", load_data(s.task)) for k, s in enumerate(specs)]
+    train_population(whole, device="cpu", compile=False, progress=False)
+
+    real, calls = population_module.finish_epoch, {"n": 0}
+
+    def stop_in_epoch_3(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 5:  # the first member's third epoch: epochs 1 and 2 of both are checkpointed
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(population_module, "finish_epoch", stop_in_epoch_3)
+    cut = [Member(s, tmp_path / f"cut-{k}", load_data(s.task)) for k, s in enumerate(specs)]
+    with pytest.raises(KeyboardInterrupt):
+        train_population(cut, device="cpu", compile=False, progress=False, checkpoint_seconds=0)
+    monkeypatch.setattr(population_module, "finish_epoch", real)
+    assert torch.load(tmp_path / "cut-0" / "checkpoint.pt", weights_only=True)["state"]["epoch"] == 2
+    # member 0 resumes in a population, member 1 alone: both end as the uninterrupted population
+    train_population([Member(specs[0], tmp_path / "cut-0", load_data(specs[0].task))], device="cpu", compile=False, progress=False)
+    train_run(specs[1], tmp_path / "cut-1", resume=True, progress=False, device="cpu")
+    for k in (0, 1):
+        assert_same_run(tmp_path / f"whole-{k}", tmp_path / f"cut-{k}")
+
+
+def test_without_a_compiler_the_step_runs_eagerly_with_one_warning(babi_dir, tmp_path, monkeypatch):
+    def broken_compile(fn, **kwargs):
+        def fail(*args):
+            raise RuntimeError("no C compiler found")
+        return fail
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    s = spec(babi_dir, 1, 0, epochs=1, linear_start=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train_population([Member(s, tmp_path / "member", load_data(s.task))], device="cpu", compile=True, progress=False)
+    messages = [str(w.message) for w in caught if "torch.compile is unavailable" in str(w.message)]
+    assert len(messages) == 2 and "no C compiler found" in messages[0]  # the step and the evaluation, once each
+    train_run(s, tmp_path / "alone", progress=False, device="cpu")
+    assert_same_run(tmp_path / "alone", tmp_path / "member")
+
+
+def test_the_compiled_step_gives_the_eager_records(babi_dir, tmp_path):
+    s = resolve("memn2n", None, {"dim": 4, "hops": 1}, {"epochs": 1, "random_noise": True},
+                {"name": "babi:1", "data_dir": str(babi_dir)})
+    train_population([Member(s, tmp_path / "compiled", load_data(s.task))], device="cpu", compile=True, progress=False)
+    train_run(s, tmp_path / "alone", progress=False, device="cpu")
+    assert_same_run(tmp_path / "alone", tmp_path / "compiled")
+
+
+def test_the_bench_groups_populations_and_keeps_the_other_models_alone(mixed, tmp_path):
+    grid = {"models": ["memn2n", "lstm:baseline"], "tasks": "1-2", "variants": ["en"], "modes": ["per-task"], "repeats": 2}
+    jobs, _ = bench.make_grid(tmp_path / "b", grid, {"model": {}, "train": {"epochs": 1}, "task": {}}, mixed)
+    units = bench.units_of(jobs, "population")
+    sizes = sorted(len(unit) for unit in units)
+    assert sizes == [1, 1, 1, 1, 2, 2]  # memn2n: task 1's and task 2's seeds (two memory buckets); lstm: each alone
+    assert all(len(unit) == 1 for unit in bench.units_of(jobs, "local"))
