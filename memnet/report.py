@@ -11,12 +11,16 @@ The kinds (`BUILDERS`; `kind_of` tells a folder's kind from the records it holds
                   the mean ± std over them, settings run side by side pooled after them, the paper's columns beside
     faithfulness  faithfulness.json and runs/task-N/seed-S/summary.json (scripts/faithfulness.py), and the runs of
                   the real-data benchmark beside it -> summary.md, results.json
+    sequences     sequences.json and runs/{temporal,echo,seq2seq}/.../seed-S/ (scripts/bench_sequences.py): summary.json,
+                  metrics.jsonl (temporal: first epoch at 99% valid), by_length.json (seq2seq: exact match per length)
+                  -> temporal_order, echo, seq2seq (.md and .json)
     timing        NAME.json written by scripts/time_run.py -> NAME.md
 
-A builder reads summary.json files and the folder layout, never config.json (its shape belongs to the
-training code), and returns {path: text} without writing, so `--check` and a rebuild see the same
-tables. The best run is always chosen by `memnet.selection.best_of`. Another kind of folder is one
-more function from a folder to {path: text}, an entry in `BUILDERS` and a line in `kind_of`.
+A builder reads summary.json files (and a run's metrics.jsonl or the numbers its script wrote beside them),
+the script's record and the folder layout, never config.json (its shape belongs to the training code),
+and returns {path: text} without writing, so `--check` and a rebuild see the same tables. The best
+run is always chosen by `memnet.selection.best_of`. Another kind of folder is one more function from
+a folder to {path: text}, an entry in `BUILDERS` and a line in `kind_of`.
 """
 
 import argparse
@@ -28,7 +32,7 @@ import sys
 from pathlib import Path
 
 from memnet.published import PUBLISHED
-from memnet.records import read_json, write_atomic
+from memnet.records import read_json, read_jsonl, write_atomic
 from memnet.selection import RULE, best_of
 from tasks.babi import TASK_IDS
 
@@ -42,6 +46,7 @@ POOLED = {"per-task": "pooled: per-task choice among settings by validation",
           "joint": "pooled: one choice among settings by validation on all tasks"}
 FAITHFULNESS_RECORD = "faithfulness.json"  # written by scripts/faithfulness.py: its arguments and every command
 REAL_DATA_GROUP = "memn2n-pe-ls-rn en per-task"  # the real-data runs the faithfulness table stands beside
+SEQUENCES_RECORD = "sequences.json"  # written by scripts/bench_sequences.py: its plan and every command that ran it
 
 
 def json_text(obj) -> str:
@@ -340,15 +345,188 @@ def timing_tables(root: Path) -> dict[Path, str]:
     return {path.with_suffix(".md"): timing_markdown(read_json(path)) for path in sorted(root.glob("*.json")) if is_timing_record(path)}
 
 
+# ---- sequences: temporal order, echo and seq2seq (scripts/bench_sequences.py) -------------------------------------
+
+def mean_std(values: list[float]) -> str:
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return f"{values[0]:.1f}"
+    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
+
+
+def markdown_table(columns: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    return "\n".join(lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]) + "\n"
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    return read_jsonl(run_dir / "metrics.jsonl")  # a damaged line is named, with what to do
+
+
+def sequences_header(title: str, part: str, record: dict, summaries: list[dict]) -> tuple[str, list[dict]]:
+    """The title and the lines under it: which commands trained the part's runs, with what code, on what device,
+    and where the records are; and those commands' records, for the json."""
+    made = [call for call in record["invocations"] if call["trained"].get(part)] or record["invocations"][-1:]
+    last = made[-1]
+    libraries = ", ".join(f"{name} {version}" for name, version in last["libraries"].items() if version)
+    devices = ", ".join(sorted({summary["device"] for summary in summaries}))
+    seconds = sum(summary["seconds"] for summary in summaries)
+    text = (f"# {title}\n\nRuns by `scripts/bench_sequences.py` (command `{last['command']}`), code "
+            f"{' and '.join(dict.fromkeys(call['code_version'] for call in made))}, {devices}, {libraries}; {len(summaries)} runs, "
+            f"{seconds:.1f} s of training. Every run's config, metrics and summary are under `runs/{part}/`; "
+            "this table is made from them by `memnet report`.\n\n")
+    return text, made
+
+
+def seeds_text(seeds: int) -> str:
+    return "seed 0" if seeds == 1 else f"seeds 0..{seeds - 1}"
+
+
+def missing_line(found: int, planned: int) -> str:
+    if found == planned:
+        return ""
+    return f"\nNot trained yet: {planned - found} of {planned} runs of the plan (re-running the script trains them).\n"
+
+
+def temporal_tables(root: Path, settings: dict, record: dict) -> dict[Path, str]:
+    """temporal_order.md and .json: test accuracy per level and cell, mean ± std over seeds; first epoch at 99% valid."""
+    from tasks.temporal_order import LEVELS
+
+    rows, summaries, planned = [], [], 0
+    for row in settings["rows"]:
+        models = {}
+        for column, model in settings["columns"].items():
+            runs = []
+            for seed in range(row["seeds"]):
+                run_dir = root / "runs" / "temporal" / row["name"] / column / f"seed-{seed}"
+                planned += 1
+                if not (run_dir / "summary.json").exists():
+                    continue
+                summary, metrics = read_json(run_dir / "summary.json"), read_metrics(run_dir)
+                summaries.append(summary)
+                runs.append({"seed": seed, "run": str(run_dir.relative_to(root)), "test_accuracy": round(100 - summary["test_error"]["all"], 2),
+                             "first_epoch_valid_99": next((m["epoch"] + 1 for m in metrics if m["valid_error"] <= 0.01), None),
+                             "valid_accuracy": [round(100 * (1 - m["valid_error"]), 1) for m in metrics], "seconds": summary["seconds"]})
+            models[column] = {"title": model["title"], "runs": runs}
+        rows.append({**row, "length": list(LEVELS[row["level"]][0]), "models": models})
+    md, made = sequences_header("Temporal order: test accuracy (%)", "temporal", record, summaries)
+    train, columns = settings["train"], settings["columns"]
+    md += ("Hochreiter & Schmidhuber (1997) exp. 6a, levels of the NYU Deep Learning course (week 6). Adam, lr "
+           f"{train['lr']}, batch {train['batch_size']}, summed cross-entropy (memnet.train). Training seeds 0..n-1 per row, "
+           "data seed 0; test set: 1000 sequences from a fixed seed. Mean ± std over seeds. `lstm + chrono init`: "
+           "forget/input-gate biases from Tallec & Ollivier (2018) with the level's longest length as horizon; `lstm`: forget bias 1.\n\n")
+    md += markdown_table(["level", "length", "hidden", "train", "epochs", "seeds"] + [c["title"] for c in columns.values()], [
+        [r["label"], "{}-{}".format(*r["length"]), r["hidden"], r["train"], r["epochs"], r["seeds"]]
+        + [mean_std([run["test_accuracy"] for run in r["models"][c]["runs"]]) for c in columns] for r in rows])
+    md += "\nFirst epoch with validation accuracy ≥ 99%, per seed (– = never):\n\n"
+    md += markdown_table(["level"] + [c["title"] for c in columns.values()], [
+        [r["label"]] + [", ".join(str(run["first_epoch_valid_99"] or "–") for run in r["models"][c]["runs"]) for c in columns] for r in rows])
+    md += missing_line(len(summaries), planned)
+    md += "\nPublished, not ours (NYU Deep Learning course, week 6): on EASY after 10 epochs a 4-unit RNN ~50-59%, a 4-unit LSTM 100%.\n"
+    results = {"rows": rows, "settings": settings, "runs": len(summaries), "planned": planned, "made_by": made}
+    return {root / "temporal_order.md": md, root / "temporal_order.json": json_text(results)}
+
+
+def echo_tables(root: Path, settings: dict, record: dict) -> dict[Path, str]:
+    """echo.md and .json: test accuracy after the last epoch, per delay and cell."""
+    rows, summaries = [], []
+    for delay in settings["delays"]:
+        row = {"echo_step": delay}
+        for cell in settings["cells"]:
+            row[cell] = []
+            for seed in range(settings["seeds"]):
+                run_dir = root / "runs" / "echo" / cell.lower() / f"delay-{delay}" / f"seed-{seed}"
+                if (run_dir / "summary.json").exists():
+                    summaries.append(read_json(run_dir / "summary.json"))
+                    row[cell].append({"run": str(run_dir.relative_to(root)), **summaries[-1]})
+        rows.append(row)
+    md, made = sequences_header("Echo: test accuracy (%) by delay", "echo", record, summaries)
+    config = settings["config"]
+    md += (f"Bits echoed `echo_step` steps late; {config['streams']} streams of {config['steps']} steps per epoch, chunks of "
+           f"{config['chunk']} steps, state carried and detached (truncated BPTT); {config['hidden']} hidden units, Adam lr "
+           f"{config['lr']}, {config['epochs']} epochs; accuracy on a held-out stream after the last epoch (chance = 50%); "
+           f"{seeds_text(settings['seeds'])}.\n\n")
+    md += markdown_table(["delay"] + settings["cells"], [[r["echo_step"]] + [mean_std([run["test_accuracy"] for run in r[c]])
+                                                                            for c in settings["cells"]] for r in rows])
+    planned = len(settings["delays"]) * len(settings["cells"]) * settings["seeds"]
+    md += missing_line(len(summaries), planned)
+    results = {"rows": rows, "settings": settings, "runs": len(summaries), "planned": planned, "made_by": made}
+    return {root / "echo.md": md, root / "echo.json": json_text(results)}
+
+
+def seq2seq_tables(root: Path, settings: dict, record: dict) -> dict[Path, str]:
+    """seq2seq.md and .json: exact match by source length (from each run's by_length.json), in bands and one by one."""
+    rows, summaries, counts = [], [], set()
+    for task in settings["tasks"]:
+        for attention in settings["attentions"]:
+            runs = []
+            for seed in range(settings["seeds"]):
+                run_dir = root / "runs" / "seq2seq" / task / attention / f"seed-{seed}"
+                if not (run_dir / "summary.json").exists() or not (run_dir / "by_length.json").exists():
+                    continue
+                summary, by_length = read_json(run_dir / "summary.json"), read_json(run_dir / "by_length.json")
+                summaries.append(summary)
+                counts.update(by_length["sequences"].values())
+                runs.append({"seed": seed, "run": str(run_dir.relative_to(root)),
+                             "exact_match_by_length": {int(n): v for n, v in by_length["exact_match"].items()},
+                             "valid_error_by_epoch": [round(100 * m["valid_error"], 1) for m in read_metrics(run_dir)],
+                             "seconds": summary["seconds"]})
+            lengths = sorted({n for run in runs for n in run["exact_match_by_length"]})
+            mean = {n: round(statistics.mean(run["exact_match_by_length"][n] for run in runs if n in run["exact_match_by_length"]), 1)
+                    for n in lengths}
+            rows.append({"task": task, "attention": attention, "options": {**settings["model"], "attention": attention},
+                         "exact_match_by_length": mean, "runs": runs})
+
+    def band(row, low, high):
+        values = [v for n, v in row["exact_match_by_length"].items() if low <= n <= high]
+        return f"{statistics.mean(values):.1f}" if values else "–"
+
+    lengths = sorted({n for r in rows for n in r["exact_match_by_length"]})
+    train_low, train_high = (int(n) for n in settings["spec"].split("train=")[1].split(",")[0].split("-"))
+    longest = max(lengths, default=train_high)
+    step = max(1, (longest - train_high + 2) // 2)
+    bands = [(train_low, train_high)] + [(low, min(low + step - 1, longest)) for low in range(train_high + 1, longest + 1, step)]
+    train = settings["train"]
+    per_length = f"{min(counts)}" if len(counts) == 1 else f"{min(counts, default=0)} to {max(counts, default=0)}"
+    schedule = f"halved every {train['lr_halve_every']} epochs" if train["lr_halve_every"] else "constant"
+    md, made = sequences_header("Seq2seq: exact match (%) under greedy decoding, by source length", "seq2seq", record, summaries)
+    md += (f"Task spec `TASK:{settings['spec']}` (tasks.seq2seq_tasks); model {settings['model']} with a GRU encoder and "
+           f"decoder; Adam lr {train['lr']} {schedule}, batch {train['batch_size']}, "
+           f"{train['epochs']} epochs, {seeds_text(settings['seeds'])}{' (mean over them)' * (settings['seeds'] > 1)}. Trained on lengths {train_low}-{train_high}; "
+           f"the test set has {per_length} sequences of every length. A sequence counts only if every symbol and the EOS are right.\n\n")
+    md += markdown_table(["task", "attention"] + [f"lengths {a}-{b}" + (" (train)" if a == train_low else "") for a, b in bands],
+                         [[r["task"], r["attention"]] + [band(r, a, b) for a, b in bands] for r in rows])
+    md += "\nBy length:\n\n" + markdown_table(["task", "attention"] + [str(n) for n in lengths],
+                                               [[r["task"], r["attention"]] + [r["exact_match_by_length"].get(n, "–") for n in lengths]
+                                                for r in rows])
+    planned = len(settings["tasks"]) * len(settings["attentions"]) * settings["seeds"]
+    md += missing_line(len(summaries), planned)
+    results = {"rows": rows, "settings": settings, "runs": len(summaries), "planned": planned, "made_by": made}
+    return {root / "seq2seq.md": md, root / "seq2seq.json": json_text(results)}
+
+
+SEQUENCE_PARTS = {"temporal": temporal_tables, "echo": echo_tables, "seq2seq": seq2seq_tables}
+
+
+def sequences_tables(root: Path) -> dict[Path, str]:
+    """The tables of each part of the sequence benchmark that has finished runs, from sequences.json and the runs."""
+    record = read_json(root / SEQUENCES_RECORD)
+    return {path: text for part, build in SEQUENCE_PARTS.items() if any((root / "runs" / part).rglob("summary.json"))
+            for path, text in build(root, record["settings"][part], record).items()}
+
+
 # ---- every kind, and the command ----------------------------------------------------------------------------------
 
-BUILDERS = {"babi": babi_tables, "faithfulness": faithfulness_tables, "timing": timing_tables}
+BUILDERS = {"babi": babi_tables, "faithfulness": faithfulness_tables, "sequences": sequences_tables, "timing": timing_tables}
 
 
 def kind_of(folder: Path) -> str | None:
     """Which builder makes a folder's tables, told by the records it holds; None if none does."""
     if (folder / FAITHFULNESS_RECORD).exists():
         return "faithfulness"
+    if (folder / SEQUENCES_RECORD).exists():  # before babi: its runs/PART/A/B/seed-S/ have the benchmark's depth
+        return "sequences"
     if any((folder / "runs").glob("*/*/*/seed-*/summary.json")):
         return "babi"
     if any(map(is_timing_record, folder.glob("*.json"))):
@@ -386,7 +564,7 @@ def write_tables(results_dir: str | Path) -> list[Path]:
 
 def add_report_parser(commands) -> None:
     parser = commands.add_parser("report", help="rebuild every table under a results folder from its run records",
-                                 description="Rebuild summary.md, results.csv, results.json (and the faithfulness and timing tables) "
+                                 description="Rebuild summary.md, results.csv, results.json (and the faithfulness, sequence and timing tables) "
                                              "from the records under RESULTS_DIR; --check only compares.")
     parser.add_argument("results_dir", metavar="RESULTS_DIR", help="results/, or one folder of it")
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 listing each table that differs from its records")

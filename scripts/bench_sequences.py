@@ -1,109 +1,141 @@
-"""The synthetic-sequence benchmark: tables (markdown + json) and plots in results/sequences/.
+"""The synthetic-sequence benchmark: a run record per trained model, and plots, in results/sequences/.
 
     python scripts/bench_sequences.py                      # all three parts, ~10-15 min on 1 CPU thread
     python scripts/bench_sequences.py --only echo          # one part: temporal, echo or seq2seq
     python scripts/bench_sequences.py --smoke --out /tmp/s # tiny settings, a few seconds: checks the script
 
-Parts (every setting is in the PLANS below, and each part's json records it):
+Parts (every setting is in the PLANS below):
   temporal  RNN vs GRU vs LSTM (and LSTM with chrono initialisation) on temporal order, every level,
-            same hidden size per level, a few seeds: test accuracy mean ± std; the LSTM's hidden
-            units over one sequence (hidden_units.png)
+            same hidden size per level, a few seeds; the LSTM's hidden units over one sequence
+            (hidden_units.png)
   echo      RNN vs LSTM on echo by delay, truncated BPTT (memnet.echo)
   seq2seq   encoder-decoder with additive, dot and no attention on reverse and sort: exact match by
             test length, lengths beyond training included; alignment heatmaps (alignment.png)
 
-Every json holds `record`: the command, code version, library versions, device, seeds and seconds.
-Runs go through `memnet.train.train_run` in temporary folders; only the tables and plots are kept.
+Every run leaves its record under OUT/runs/ (checkpoints are not committed):
+
+    runs/temporal/<row>/<column>/seed-S/     memnet.train.train_run: config.json, metrics.jsonl, summary.json
+    runs/seq2seq/<task>/<attention>/seed-S/  the same, and by_length.json (exact match per test length)
+    runs/echo/<cell>/delay-D/seed-S/         config.json (EchoConfig, environment), summary.json (accuracies)
+
+and OUT/sequences.json records the plan and every command that ran it. Resumable: a run with a
+summary is not trained again, so re-running the script finishes what is missing. The tables
+(temporal_order, echo, seq2seq: .md and .json) are made from those records by memnet.report
+(`memnet report results` remakes them, `--check` verifies them); the plots (png) are made here.
 """
 
 import argparse
-import json
+import dataclasses
+import functools
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-from memnet.echo import EchoConfig, train_echo
 from memnet.batches import IGNORE_INDEX
-from memnet.models import build_model, model_config
-from memnet.records import environment, write_atomic, write_json
-from memnet.train import TrainConfig, evaluate, train_run
-from tasks.registry import load
+from memnet.echo import EchoConfig, train_echo
+from memnet.inspection import load_run
+from memnet.locks import hold
+from memnet.records import device_name, environment, read_json, write_json
+from memnet.report import SEQUENCES_RECORD, write_tables
+from memnet.spec import SpecError, TaskSpec, resolve
+from memnet.train import evaluate, load_data, record_environment, train_run
 from tasks.temporal_order import CLASSES, LEVELS
+
+CPU = torch.device("cpu")
+COLUMNS = {  # folder -> table title, model, options beyond hidden; chrono's horizon "level" = the level's longest sequence
+    "rnn": {"title": "rnn", "model": "rnn", "options": {}},
+    "gru": {"title": "gru", "model": "gru", "options": {}},
+    "lstm": {"title": "lstm", "model": "lstm", "options": {}},
+    "lstm-chrono": {"title": "lstm + chrono init", "model": "lstm", "options": {"chrono": "level"}},
+}
+TEMPORAL_TRAIN = {"optimizer": "adam", "lr": 0.01, "lr_halve_every": 0, "batch_size": 32}
+
+
+def temporal_row(name: str, label: str, level: str, hidden: int, train: int, epochs: int, seeds: int) -> dict:
+    """A row of the temporal table: folder `name`, table `label`, level, hidden units, train examples, epochs, seeds 0..n-1."""
+    return {"name": name, "label": label, "level": level, "hidden": hidden, "train": train, "epochs": epochs, "seeds": seeds}
+
 
 PLANS = {
     "full": {
-        # row label, level, hidden, train examples, epochs, seeds. Units: 4 in the course's EASY
-        # setting (ANCHORS: 4-unit RNN ~50-59%, LSTM 100%); 16 elsewhere, as 4 rarely learns HARD.
-        # NIGHTMARE (300-500 steps) gets one seed, 1000 examples and 6 epochs to fit the time budget.
-        "temporal": [
-            ("easy, 4 units (course)", "easy", 4, 1000, 10, 3),
-            ("easy", "easy", 16, 1000, 10, 3),
-            ("normal", "normal", 16, 2000, 10, 3),
-            ("moderate", "moderate", 16, 2000, 10, 3),
-            ("hard", "hard", 16, 2000, 10, 3),
-            ("nightmare", "nightmare", 16, 1000, 6, 1),
-        ],
-        "temporal_train": {"optimizer": "adam", "lr": 0.01, "lr_halve_every": 0, "batch_size": 32},
-        "echo": {"delays": [1, 3, 5, 8, 10, 12, 15], "cells": ["RNN", "LSTM"], "seeds": [0],
+        # Units: 4 in the course's EASY setting (ANCHORS: 4-unit RNN ~50-59%, LSTM 100%); 16 elsewhere, as 4
+        # rarely learns HARD. NIGHTMARE (300-500 steps) gets one seed, 1000 examples and 6 epochs to fit the time budget.
+        "temporal": {"rows": [temporal_row("easy-4-units", "easy, 4 units (course)", "easy", 4, 1000, 10, 3),
+                              temporal_row("easy", "easy", "easy", 16, 1000, 10, 3),
+                              temporal_row("normal", "normal", "normal", 16, 2000, 10, 3),
+                              temporal_row("moderate", "moderate", "moderate", 16, 2000, 10, 3),
+                              temporal_row("hard", "hard", "hard", 16, 2000, 10, 3),
+                              temporal_row("nightmare", "nightmare", "nightmare", 16, 1000, 6, 1)],
+                     "columns": COLUMNS, "train": TEMPORAL_TRAIN},
+        "echo": {"delays": [1, 3, 5, 8, 10, 12, 15], "cells": ["RNN", "LSTM"], "seeds": 1,
                  "config": {"hidden": 16, "chunk": 20, "streams": 8, "steps": 10000, "epochs": 4, "lr": 0.01}},
         "seq2seq": {"tasks": ["reverse", "sort"], "spec": "train=5-10,test=5-20,size=10000,per_length=100",
-                    "attentions": ["additive", "dot", "none"], "seed": 0, "model": {"hidden": 128, "dim": 32},
+                    "attentions": ["additive", "dot", "none"], "seeds": 1, "model": {"hidden": 128, "dim": 32},
                     "train": {"optimizer": "adam", "lr": 0.003, "lr_halve_every": 3, "batch_size": 64, "epochs": 8}},
     },
     "smoke": {
-        "temporal": [("easy", "easy", 4, 64, 1, 2), ("hard", "hard", 4, 32, 1, 1)],
-        "temporal_train": {"optimizer": "adam", "lr": 0.01, "lr_halve_every": 0, "batch_size": 32},
-        "echo": {"delays": [1, 3], "cells": ["RNN", "LSTM"], "seeds": [0],
+        "temporal": {"rows": [temporal_row("easy", "easy", "easy", 4, 64, 1, 2), temporal_row("hard", "hard", "hard", 4, 32, 1, 1)],
+                     "columns": COLUMNS, "train": TEMPORAL_TRAIN},
+        "echo": {"delays": [1, 3], "cells": ["RNN", "LSTM"], "seeds": 1,
                  "config": {"hidden": 4, "chunk": 10, "streams": 2, "steps": 100, "epochs": 1, "test_steps": 100}},
         "seq2seq": {"tasks": ["reverse", "sort"], "spec": "train=2-4,test=2-6,size=64,per_length=4",
-                    "attentions": ["additive", "none"], "seed": 0, "model": {"hidden": 8, "dim": 4},
+                    "attentions": ["additive", "none"], "seeds": 1, "model": {"hidden": 8, "dim": 4},
                     "train": {"optimizer": "adam", "lr": 0.01, "lr_halve_every": 0, "batch_size": 32, "epochs": 1}},
     },
-}
-TEMPORAL_MODELS = {  # column -> (model name, options beyond hidden); chrono's horizon is the level's longest sequence
-    "rnn": ("rnn", {}),
-    "gru": ("gru", {}),
-    "lstm": ("lstm", {}),
-    "lstm + chrono init": ("lstm", {"chrono": "level"}),
 }
 
 
 # ---- shared -----------------------------------------------------------------------------------
 
-def record(started: float, seeds, settings) -> dict:
-    return {**environment(torch.device("cpu")), "seeds": seeds, "settings": settings,
-            "seconds": round(time.perf_counter() - started, 1)}
+class Record:
+    """OUT/sequences.json: the plan, and per command that ran it its environment and how many runs it trained per part."""
+
+    def __init__(self, out: Path, plan: str, parts: list[str]):
+        self.path = out / SEQUENCES_RECORD
+        settings = recorded(PLANS[plan])
+        self.data = read_json(self.path) if self.path.exists() else {"plan": plan, "settings": settings, "invocations": []}
+        if self.data["plan"] != plan:
+            raise SpecError(f"{out} holds the runs of the {self.data['plan']} plan, not {plan}; pick another --out")
+        self.data["settings"] = settings  # a setting added since keeps the runs of the others
+        self.invocation = {**environment(CPU), "parts": parts, "trained": {part: 0 for part in parts}}
+        self.data["invocations"].append(self.invocation)
+        self.save()
+
+    def trained(self, part: str) -> None:
+        self.invocation["trained"][part] += 1
+        self.save()
+
+    def save(self) -> None:
+        write_json(self.path, self.data)
 
 
-def header(title: str, rec: dict) -> str:
-    libs = ", ".join(f"{name} {version}" for name, version in rec["libraries"].items() if version)
-    return (f"# {title}\n\nGenerated by `scripts/bench_sequences.py`; command `{rec['command']}`, code {rec['code_version']}, "
-            f"{rec['device']}, {libs}, {rec['seconds']} s. Seeds: {rec['seeds']}.\n\n")
+def recorded(plan: dict) -> dict:
+    """The plan as the record keeps it: echo's config with EchoConfig's defaults filled in, so the tables
+    say what ran even if a default changes later."""
+    per_run = {"cell", "echo_step", "seed"}
+    echo = {key: value for key, value in dataclasses.asdict(EchoConfig(**plan["echo"]["config"])).items() if key not in per_run}
+    return {**plan, "echo": {**plan["echo"], "config": echo}}
 
 
-def table(columns: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    return "\n".join(lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]) + "\n"
+def trained_run(spec, run_dir: Path, data, record: Record, part: str) -> dict:
+    """The run's summary: read if it finished (its spec checked against `spec`), else trained or resumed now."""
+    finished = (run_dir / "summary.json").exists()
+    summary = train_run(spec, run_dir, resume=True, progress=False, device="cpu", data=None if finished else data())
+    if not finished:
+        record.trained(part)
+    return summary
 
 
-def mean_std(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.1f}"
-    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
-
-
-def train(model: str, options: dict, config: TrainConfig, data):
-    """One run through the training loop in a temporary folder: its summary, metrics and trained model."""
-    with tempfile.TemporaryDirectory() as out:
-        summary = train_run(model, options, config, data, {}, out, progress=False)
-        metrics = [json.loads(line) for line in (Path(out) / "metrics.jsonl").read_text().splitlines()]
-        saved = torch.load(Path(out) / "checkpoint.pt", weights_only=True)
-    net = build_model(model, model_config(model, options), data.sizes)
-    net.load_state_dict(saved["model"])
-    return summary, metrics, net.eval()
+def trained_models(run_dirs: dict, figure: Path) -> dict | None:
+    """{key: the trained model and data of run_dirs[key]}, or None (with a note: the figure is left as it is) when a
+    checkpoint is not here, as in a fresh clone (checkpoints are not committed)."""
+    missing = [str(run_dir) for run_dir in run_dirs.values() if not (run_dir / "checkpoint.pt").exists()]
+    if missing:
+        print(f"{figure} left as it is: no checkpoint.pt in {', '.join(missing)}")
+        return None
+    return {key: load_run(run_dir) for key, run_dir in run_dirs.items()}
 
 
 def save_figure(figure, path: Path) -> None:
@@ -113,179 +145,150 @@ def save_figure(figure, path: Path) -> None:
 
 # ---- temporal order ---------------------------------------------------------------------------
 
-def bench_temporal(plan: dict, out: Path, plt) -> dict:
-    started, rows, kept = time.perf_counter(), [], {}
-    heatmaps = {(plan["temporal"][0][0], "lstm"), ("hard", "lstm + chrono init")}  # (row, column) of the LSTMs drawn
-    for label, level, hidden, size, epochs, seeds in plan["temporal"]:
-        data = load(f"temporal:{level},train={size}")
-        row = {"label": label, "level": level, "hidden": hidden, "train": size, "epochs": epochs, "seeds": list(range(seeds)), "models": {}}
-        for column, (model, extra) in TEMPORAL_MODELS.items():
-            options = {"hidden": hidden, **{k: LEVELS[level][0][1] if v == "level" else v for k, v in extra.items()}}
-            runs = []
-            for seed in range(seeds):
-                config = TrainConfig(epochs=epochs, seed=seed, device="cpu", **plan["temporal_train"])
-                summary, metrics, net = train(model, options, config, data)
-                solved = next((m["epoch"] + 1 for m in metrics if m["valid_error"] <= 0.01), None)
-                runs.append({"seed": seed, "test_accuracy": round(100 - summary["test_error"]["all"], 2),
-                             "first_epoch_valid_99": solved, "valid_accuracy": [round(100 * (1 - m["valid_error"]), 1) for m in metrics],
-                             "seconds": summary["seconds"]})
-                if seed == 0 and (label, column) in heatmaps:
-                    kept[(label, column)] = (net, data)
-            row["models"][column] = {"options": options, "runs": runs}
-            print(f"temporal {label:24} {column:20} test accuracy {[r['test_accuracy'] for r in runs]}", flush=True)
-        rows.append(row)
-    rec = record(started, "training seeds 0..n-1 per row (see `seeds`); data seed 0; test sets from a fixed seed", plan)
-    write_json(out / "temporal_order.json", {"record": rec, "rows": rows})
-    columns = list(TEMPORAL_MODELS)
-    md = header("Temporal order: test accuracy (%)", rec)
-    md += ("Hochreiter & Schmidhuber (1997) exp. 6a, levels of the NYU Deep Learning course (week 6). Adam, lr "
-           f"{plan['temporal_train']['lr']}, batch {plan['temporal_train']['batch_size']}, summed cross-entropy (memnet.train). "
-           "Test set: 1000 sequences from a fixed seed. Mean ± std over seeds. `lstm + chrono init`: forget/input-gate "
-           "biases from Tallec & Ollivier (2018) with the level's longest length as horizon; `lstm`: forget bias 1.\n\n")
-    md += table(["level", "length", "hidden", "train", "epochs", "seeds"] + columns, [
-        [r["label"], "{}-{}".format(*LEVELS[r["level"]][0]), r["hidden"], r["train"], r["epochs"], len(r["seeds"])]
-        + [mean_std([run["test_accuracy"] for run in r["models"][c]["runs"]]) for c in columns] for r in rows])
-    md += "\nFirst epoch with validation accuracy ≥ 99%, per seed (– = never):\n\n"
-    md += table(["level"] + columns, [[r["label"]] + [", ".join(str(run["first_epoch_valid_99"] or "–") for run in r["models"][c]["runs"])
-                                                    for c in columns] for r in rows])
-    md += "\nPublished, not ours (NYU Deep Learning course, week 6): on EASY after 10 epochs a 4-unit RNN ~50-59%, a 4-unit LSTM 100%.\n"
-    write_atomic(out / "temporal_order.md", md)
+def bench_temporal(settings: dict, out: Path, record: Record, plt) -> None:
+    rows, columns = settings["rows"], settings["columns"]
+    accuracies = {}  # (row, column) -> test accuracy of each seed
+    for row in rows:
+        task = {"name": f"temporal:{row['level']},train={row['train']}"}
+        data = functools.cache(functools.partial(load_data, TaskSpec(**task)))  # once per row, only if a run trains
+        for column, model in columns.items():
+            horizon = LEVELS[row["level"]][0][1]
+            options = {"hidden": row["hidden"], **{k: horizon if v == "level" else v for k, v in model["options"].items()}}
+            spec = resolve(model["model"], None, options, {**settings["train"], "epochs": row["epochs"]}, task)
+            summaries = [trained_run(spec.with_seed(seed), out / "runs" / "temporal" / row["name"] / column / f"seed-{seed}",
+                                     data, record, "temporal") for seed in range(row["seeds"])]
+            accuracies[row["name"], column] = [round(100 - s["test_error"]["all"], 2) for s in summaries]
+            print(f"temporal {row['label']:24} {model['title']:20} test accuracy {accuracies[row['name'], column]}", flush=True)
 
     figure, axis = plt.subplots(figsize=(9, 4))
     width = 0.8 / len(columns)
-    for i, column in enumerate(columns):
-        accuracies = [[run["test_accuracy"] for run in r["models"][column]["runs"]] for r in rows]
-        means = [statistics.mean(a) for a in accuracies]
-        errors = [statistics.stdev(a) if len(a) > 1 else 0 for a in accuracies]
-        axis.bar([j + i * width for j in range(len(rows))], means, width, yerr=errors, label=column, capsize=2)
+    for i, (column, model) in enumerate(columns.items()):
+        values = [accuracies[row["name"], column] for row in rows]
+        axis.bar([j + i * width for j in range(len(rows))], [statistics.mean(v) for v in values], width,
+                 yerr=[statistics.stdev(v) if len(v) > 1 else 0 for v in values], label=model["title"], capsize=2)
     axis.axhline(25, color="gray", linestyle=":", linewidth=1)
-    axis.set_xticks([j + 0.4 - width / 2 for j in range(len(rows))], [r["label"] for r in rows], fontsize=8)
+    axis.set_xticks([j + 0.4 - width / 2 for j in range(len(rows))], [row["label"] for row in rows], fontsize=8)
     axis.set_ylabel("test accuracy (%)")
     axis.set_title("Temporal order (chance = 25%)")
     axis.legend(fontsize=8)
     save_figure(figure, out / "temporal_order.png")
-    hidden_heatmaps(kept, out, plt)
-    return rec
+    drawn = [(rows[0], "lstm"), *[(row, "lstm-chrono") for row in rows if row["name"] == "hard"]]  # the LSTMs drawn, seed 0
+    runs = trained_models({(row["label"], columns[column]["title"]): out / "runs" / "temporal" / row["name"] / column / "seed-0"
+                           for row, column in drawn}, out / "hidden_units.png")
+    if runs:
+        hidden_heatmaps(runs, out, plt)
 
 
 @torch.no_grad()
-def hidden_heatmaps(kept: dict, out: Path, plt) -> None:
-    """Every hidden unit of the LSTM at every step of the first test sequence, one panel per kept model."""
-    figure, axes = plt.subplots(len(kept), 1, figsize=(12, 2.2 * len(kept) + 0.5), squeeze=False)
-    for axis, ((label, column), (net, data)) in zip(axes[:, 0], kept.items()):
-        first = data.splits["test"].rows(slice(0, 1))
+def hidden_heatmaps(runs: dict, out: Path, plt) -> None:
+    """Every hidden unit of the LSTM at every step of the first test sequence, one panel per run."""
+    figure, axes = plt.subplots(len(runs), 1, figsize=(12, 2.2 * len(runs) + 0.5), squeeze=False)
+    for axis, ((label, title), run) in zip(axes[:, 0], runs.items()):
+        first = run.data.splits["test"].rows(slice(0, 1))
         tokens = first.input[:, : first.lengths[0]]  # (1, L)
-        states, _ = net.steps(tokens)  # (1, L, h)
-        predicted = net(first).logits.argmax(-1).item()
+        states, _ = run.model.steps(tokens)  # (1, L, h)
+        predicted = run.model(first).logits.argmax(-1).item()
         image = axis.imshow(states[0].T, aspect="auto", cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
-        symbols = data.vocab.decode(tokens[0].tolist())
+        symbols = run.data.vocab.decode(tokens[0].tolist())
         marked = [i for i, s in enumerate(symbols) if s in "BEXY"] if len(symbols) > 20 else range(len(symbols))
         axis.set_xticks(list(marked), [symbols[i] for i in marked], fontsize=7)
         axis.set_ylabel("unit")
-        axis.set_title(f"{column}, {label}: class {CLASSES[first.target[0]]}, predicted {CLASSES[predicted]}", fontsize=9)
+        axis.set_title(f"{title}, {label}: class {CLASSES[first.target[0]]}, predicted {CLASSES[predicted]}", fontsize=9)
         figure.colorbar(image, ax=axis, fraction=0.02)
     save_figure(figure, out / "hidden_units.png")
 
 
 # ---- echo -------------------------------------------------------------------------------------
 
-def bench_echo(plan: dict, out: Path, plt) -> dict:
-    settings, started, rows = plan["echo"], time.perf_counter(), []
+def echo_run(config: EchoConfig, run_dir: Path, record: Record) -> dict:
+    """One echo run's summary: read if it finished (its config checked), else trained now (a few seconds)."""
+    with hold(run_dir):
+        if (run_dir / "config.json").exists() and read_json(run_dir / "config.json")["echo"] != dataclasses.asdict(config):
+            raise SpecError(f"{run_dir} holds an echo run of another config; nothing was changed. Pick another --out")
+        if (run_dir / "summary.json").exists():
+            return read_json(run_dir / "summary.json")
+        write_json(run_dir / "config.json", {"echo": dataclasses.asdict(config), "environment": record_environment(run_dir, CPU)})
+        result = train_echo(config)
+        by_epoch = [round(100 * accuracy, 2) for accuracy in result["test_accuracy"]]
+        summary = {"test_accuracy": by_epoch[-1], "test_accuracy_by_epoch": by_epoch, "seed": config.seed,
+                   "device": device_name(CPU), "seconds": result["seconds"]}
+        write_json(run_dir / "summary.json", summary)
+    record.trained("echo")
+    return summary
+
+
+def bench_echo(settings: dict, out: Path, record: Record, plt) -> None:
+    accuracy = {}  # (delay, cell) -> mean final test accuracy over seeds
     for delay in settings["delays"]:
-        row = {"echo_step": delay}
         for cell in settings["cells"]:
-            results = [train_echo(EchoConfig(cell=cell, echo_step=delay, seed=seed, **settings["config"])) for seed in settings["seeds"]]
-            row[cell] = [{"seed": r["config"]["seed"], "test_accuracy_by_epoch": [round(100 * a, 2) for a in r["test_accuracy"]],
-                          "seconds": r["seconds"]} for r in results]
-        rows.append(row)
-        print(f"echo delay {delay:3}: " + ", ".join(f"{c} {[r['test_accuracy_by_epoch'][-1] for r in row[c]]}" for c in settings["cells"]), flush=True)
-    rec = record(started, settings["seeds"], settings)
-    write_json(out / "echo.json", {"record": rec, "rows": rows})
-    config = EchoConfig(**settings["config"])
-    md = header("Echo: test accuracy (%) by delay", rec)
-    md += (f"Bits echoed `echo_step` steps late; {config.streams} streams of {config.steps} steps per epoch, chunks of "
-           f"{config.chunk} steps, state carried and detached (truncated BPTT); {config.hidden} hidden units, Adam lr {config.lr}, "
-           f"{config.epochs} epochs; accuracy on a held-out stream after the last epoch (chance = 50%).\n\n")
-    md += table(["delay"] + settings["cells"], [[r["echo_step"]] + [mean_std([run["test_accuracy_by_epoch"][-1] for run in r[c]])
-                                                                   for c in settings["cells"]] for r in rows])
-    write_atomic(out / "echo.md", md)
+            summaries = [echo_run(EchoConfig(cell=cell, echo_step=delay, seed=seed, **settings["config"]),
+                                  out / "runs" / "echo" / cell.lower() / f"delay-{delay}" / f"seed-{seed}", record)
+                         for seed in range(settings["seeds"])]
+            accuracy[delay, cell] = statistics.mean(s["test_accuracy"] for s in summaries)
+        print(f"echo delay {delay:3}: " + ", ".join(f"{cell} {accuracy[delay, cell]}" for cell in settings["cells"]), flush=True)
     figure, axis = plt.subplots(figsize=(6, 3.5))
     for cell in settings["cells"]:
-        axis.plot([r["echo_step"] for r in rows], [statistics.mean(run["test_accuracy_by_epoch"][-1] for run in r[cell]) for r in rows],
-                  marker="o", label=cell)
-    axis.axvline(config.chunk, color="gray", linestyle=":", linewidth=1)
+        axis.plot(settings["delays"], [accuracy[delay, cell] for delay in settings["delays"]], marker="o", label=cell)
+    axis.axvline(settings["config"]["chunk"], color="gray", linestyle=":", linewidth=1)
     axis.set_xlabel("delay (steps)")
     axis.set_ylabel("test accuracy (%)")
-    axis.set_title(f"Echo, {config.hidden} units, chunks of {config.chunk}")
+    axis.set_title(f"Echo, {settings['config']['hidden']} units, chunks of {settings['config']['chunk']}")
     axis.legend()
     save_figure(figure, out / "echo.png")
-    return rec
 
 
 # ---- seq2seq ----------------------------------------------------------------------------------
 
-def bench_seq2seq(plan: dict, out: Path, plt) -> dict:
-    settings, started, rows, kept = plan["seq2seq"], time.perf_counter(), [], {}
+def exact_match_by_length(run_dir: Path) -> dict:
+    """by_length.json of a finished seq2seq run: per test length, the share of sequences right under greedy decoding."""
+    run = load_run(run_dir)
+    test = run.data.splits["test"]
+    right = ~evaluate(run.model, test)["wrong"]  # (n,) every symbol and the EOS right
+    lengths = sorted(test.length.unique().tolist())
+    return {"split": "test", "exact_match": {n: round(100 * right[test.length == n].float().mean().item(), 1) for n in lengths},
+            "sequences": {n: int((test.length == n).sum()) for n in lengths}}
+
+
+def bench_seq2seq(settings: dict, out: Path, record: Record, plt) -> None:
+    by_length = {}  # (task, attention) -> seed 0's exact match per length
     for task in settings["tasks"]:
-        data = load(f"{task}:{settings['spec']}")
-        train_high = max(data.splits["train"].length.tolist())
+        task_options = {"name": f"{task}:{settings['spec']}"}
+        data = functools.cache(functools.partial(load_data, TaskSpec(**task_options)))
         for attention in settings["attentions"]:
-            options = {**settings["model"], "attention": attention}
-            config = TrainConfig(seed=settings["seed"], device="cpu", **settings["train"])
-            summary, metrics, net = train("seq2seq", options, config, data)
-            test = data.splits["test"]
-            right = ~evaluate(net, test)["wrong"]  # (n,) exact match under greedy decoding
-            by_length = {int(n): round(100 * right[test.length == n].float().mean().item(), 1) for n in test.length.unique()}
-            rows.append({"task": task, "attention": attention, "options": options, "train_lengths_max": train_high,
-                         "exact_match_by_length": by_length, "valid_error_by_epoch": [round(100 * m["valid_error"], 1) for m in metrics],
-                         "seconds": summary["seconds"]})
-            kept[(task, attention)] = (net, data)
-            print(f"seq2seq {task:8} {attention:9} exact match by length {by_length}", flush=True)
-    rec = record(started, [settings["seed"]], settings)
-    write_json(out / "seq2seq.json", {"record": rec, "rows": rows})
+            spec = resolve("seq2seq", None, {**settings["model"], "attention": attention}, settings["train"], task_options)
+            for seed in range(settings["seeds"]):
+                run_dir = out / "runs" / "seq2seq" / task / attention / f"seed-{seed}"
+                trained_run(spec.with_seed(seed), run_dir, data, record, "seq2seq")
+                if not (run_dir / "by_length.json").exists():  # written right after training; again if that was cut short
+                    write_json(run_dir / "by_length.json", exact_match_by_length(run_dir))
+            by_length[task, attention] = {int(n): v for n, v in read_json(out / "runs" / "seq2seq" / task / attention / "seed-0" /
+                                                                          "by_length.json")["exact_match"].items()}
+            print(f"seq2seq {task:8} {attention:9} exact match by length {by_length[task, attention]}", flush=True)
 
-    def band(row, low, high):
-        values = [v for n, v in row["exact_match_by_length"].items() if low <= n <= high]
-        return f"{statistics.mean(values):.1f}" if values else "–"
-
-    lengths = sorted({n for r in rows for n in r["exact_match_by_length"]})
-    train_low, train_high = (int(x) for x in settings["spec"].split("train=")[1].split(",")[0].split("-"))
-    longest = max(lengths)
-    step = max(1, (longest - train_high + 2) // 2)
-    bands = [(train_low, train_high)] + [(low, min(low + step - 1, longest)) for low in range(train_high + 1, longest + 1, step)]
-    md = header("Seq2seq: exact match (%) under greedy decoding, by source length", rec)
-    md += (f"Task spec `TASK:{settings['spec']}` (tasks.seq2seq_tasks); model {settings['model']} with a GRU encoder and "
-           f"decoder; Adam lr {settings['train']['lr']} halved every {settings['train']['lr_halve_every']} epochs, batch {settings['train']['batch_size']}, {settings['train']['epochs']} epochs, "
-           f"seed {settings['seed']}. Trained on lengths {train_low}-{train_high}; the test set has {data.splits['test'].length.eq(train_low).sum().item()} "
-           "sequences of every length. A sequence counts only if every symbol and the EOS are right.\n\n")
-    md += table(["task", "attention"] + [f"lengths {a}-{b}" + (" (train)" if a == train_low else "") for a, b in bands],
-                [[r["task"], r["attention"]] + [band(r, a, b) for a, b in bands] for r in rows])
-    md += "\nBy length:\n\n" + table(["task", "attention"] + [str(n) for n in lengths],
-                                    [[r["task"], r["attention"]] + [r["exact_match_by_length"].get(n, "–") for n in lengths] for r in rows])
-    write_atomic(out / "seq2seq.md", md)
-
+    train_low, train_high = (int(n) for n in settings["spec"].split("train=")[1].split(",")[0].split("-"))
     figure, axes = plt.subplots(1, len(settings["tasks"]), figsize=(5 * len(settings["tasks"]), 3.5), squeeze=False)
     for axis, task in zip(axes[0], settings["tasks"]):
-        for r in (r for r in rows if r["task"] == task):
-            axis.plot(list(r["exact_match_by_length"]), list(r["exact_match_by_length"].values()), marker=".", label=r["attention"])
+        for attention in settings["attentions"]:
+            axis.plot(list(by_length[task, attention]), list(by_length[task, attention].values()), marker=".", label=attention)
         axis.axvline(train_high + 0.5, color="gray", linestyle=":", linewidth=1)
         axis.set_title(f"{task} (trained on lengths {train_low}-{train_high})")
         axis.set_xlabel("source length")
         axis.set_ylabel("exact match (%)")
         axis.legend(fontsize=8)
     save_figure(figure, out / "seq2seq_by_length.png")
-    alignments(kept, settings, out, plt, [train_high - 2, train_high + 3])
-    return rec
+    if "additive" in settings["attentions"]:
+        runs = trained_models({task: out / "runs" / "seq2seq" / task / "additive" / "seed-0" for task in settings["tasks"]},
+                              out / "alignment.png")
+        if runs:
+            alignments(runs, out, plt, [train_high - 2, train_high + 3])
 
 
 @torch.no_grad()
-def alignments(kept: dict, settings: dict, out: Path, plt, lengths: list[int]) -> None:
+def alignments(runs: dict, out: Path, plt, lengths: list[int]) -> None:
     """Attention of the additive model over the source at each output step, on test sequences of `lengths`."""
-    tasks = [t for t in settings["tasks"] if (t, "additive") in kept]
-    figure, axes = plt.subplots(len(tasks), len(lengths), figsize=(4 * len(lengths), 3.6 * len(tasks)), squeeze=False)
-    for row, task in enumerate(tasks):
-        net, data = kept[(task, "additive")]
-        test = data.splits["test"]
+    figure, axes = plt.subplots(len(runs), len(lengths), figsize=(4 * len(lengths), 3.6 * len(runs)), squeeze=False)
+    for row, (task, run) in enumerate(runs.items()):
+        test = run.data.splits["test"]
         for column, n in enumerate(lengths):
             candidates = (test.length == n).nonzero()
             axis = axes[row, column]
@@ -294,15 +297,15 @@ def alignments(kept: dict, settings: dict, out: Path, plt, lengths: list[int]) -
                 continue
             i = candidates[0].item()
             batch = test.rows(slice(i, i + 1))
-            output = net(batch)
+            output = run.model(batch)
             steps = int((batch.target[0] != IGNORE_INDEX).sum())  # the target's symbols and its EOS
             weights = output.attention[0, :steps, :n]  # (t, s)
-            source = data.vocab.decode(batch.source[0, :n].tolist())
-            predicted = data.vocab.decode(output.logits[0, :steps].argmax(-1).tolist())
+            source = run.data.vocab.decode(batch.source[0, :n].tolist())
+            predicted = run.data.vocab.decode(output.logits[0, :steps].argmax(-1).tolist())
             axis.imshow(weights, cmap="Greys", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
             axis.set_xticks(range(n), source, fontsize=7)
             axis.set_yticks(range(steps), predicted, fontsize=7)
-            right = predicted == data.vocab.decode([t for t in batch.target[0].tolist() if t != IGNORE_INDEX])
+            right = predicted == run.data.vocab.decode([t for t in batch.target[0].tolist() if t != IGNORE_INDEX])
             axis.set_title(f"{task}, length {n} ({'right' if right else 'wrong'})", fontsize=9)
             axis.set_xlabel("source")
             axis.set_ylabel("output (greedy)")
@@ -313,10 +316,10 @@ PARTS = {"temporal": bench_temporal, "echo": bench_echo, "seq2seq": bench_seq2se
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", choices=sorted(PARTS), action="append", help="run only this part (repeatable)")
     parser.add_argument("--smoke", action="store_true", help="tiny settings: check the script in seconds")
-    parser.add_argument("--out", default="results/sequences", help="folder for tables and plots (default: results/sequences)")
+    parser.add_argument("--out", default="results/sequences", help="folder for the runs, tables and plots (default: results/sequences)")
     args = parser.parse_args()
     torch.set_num_threads(1)  # the budget is stated for one CPU thread
     import matplotlib
@@ -325,12 +328,17 @@ def main() -> None:
     import matplotlib.pyplot as plt
 
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    plan = PLANS["smoke" if args.smoke else "full"]
-    for name in args.only or list(PARTS):
-        rec = PARTS[name](plan, out, plt)
+    plan = "smoke" if args.smoke else "full"
+    parts = args.only or list(PARTS)
+    started, record = time.perf_counter(), Record(out, plan, parts)
+    for name in parts:
+        PARTS[name](record.data["settings"][name], out, record, plt)
         plt.close("all")
-        print(f"{name}: {rec['seconds']} s, written to {out}", flush=True)
+        print(f"{name}: {record.invocation['trained'][name]} runs trained now, records in {out / 'runs' / name}", flush=True)
+    record.invocation["seconds"] = round(time.perf_counter() - started, 1)  # wall time of this command, plots included
+    record.save()
+    for path in write_tables(out):
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

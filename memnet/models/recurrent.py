@@ -25,8 +25,8 @@ for temporal order):
     memnet train --model lstm --task temporal:hard --optimizer adam --lr 0.01 --epochs 10 -o hidden=16 -o chrono=110
 
 `chrono` (an LSTM's gate initialisation for dependencies up to that many steps) is what lets
-the LSTM learn the long temporal-order levels in a few epochs; with forget bias 1 only, 1 of 3
-seeds left chance level on HARD within 10 epochs and NIGHTMARE none (results/sequences, `init_gates`).
+the LSTM learn the long temporal-order levels in a few epochs; with forget bias 1 only, none of 3
+seeds left chance level on HARD within 10 epochs, nor on NIGHTMARE (results/sequences, `init_gates`).
 """
 
 from typing import Annotated, ClassVar
