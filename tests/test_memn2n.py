@@ -6,6 +6,7 @@ import torch
 from pydantic import ValidationError
 
 from memnet.addressing import address
+from memnet.batches import DataSizes
 from memnet.models import model_config
 from memnet.models.memn2n import MemN2N, MemN2NConfig, position_encoding, release_position_encoding
 from tests.conftest import tiny_babi_batch, tiny_sizes
@@ -161,3 +162,18 @@ def test_no_option_can_set_a_size_the_data_gives(size):
     with pytest.raises(ValidationError, match=size):
         model_config("memn2n", {size: 5})
     assert not model_config("memn2n", {"empty_memories": False}).empty_memories  # what -o memory_slots=0 did
+
+
+@pytest.mark.parametrize("encoding", ["bow", "position", "position-release"])
+def test_bags_of_weighted_words_give_the_weighted_sum_of_word_vectors(encoding):
+    """MemN2N encodes sentences from weighted bags over the vocabulary; the same vectors as weighting
+    each word's vector by the encoding's l_kj and summing (sec. 4.1), which it never materialises."""
+    torch.manual_seed(0)
+    sizes = DataSizes(vocab_size=9, num_classes=9, memory_size=50, memory_slots=3, sentence_size=5, time_slots=55)
+    model = MemN2N(MemN2NConfig(dim=6, encoding=encoding), sizes)
+    words = torch.tensor([[[2, 3, 4, 0], [5, 5, 0, 0], [0, 0, 0, 0]]])  # (b, m, w); a repeated word, an empty sentence
+    table = model.words[1]
+    place = {"bow": torch.ones(4, 6), "position": position_encoding(words, 6),
+             "position-release": release_position_encoding(words, 6, 5)}[encoding]
+    expected = (table(words) * place).sum(-2)  # (b, m, d)
+    assert torch.allclose(model.embed(table, model.bags(words)), expected, atol=1e-6)

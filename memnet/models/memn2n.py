@@ -18,7 +18,6 @@ the memory's capacity (`memory_slots`) and the release's sentence width J (`sent
 from typing import Annotated, Literal
 
 import torch
-from einops import reduce
 from pydantic import ConfigDict, Field
 from pydantic.dataclasses import dataclass
 from torch import nn
@@ -71,6 +70,30 @@ def release_position_encoding(words: torch.Tensor, dim: int, width: int) -> torc
     return 1 + 4 * (k - (dim + 1) / 2) * (j - (width + 1) / 2) / (dim * width)  # (w, d)
 
 
+def word_weights(words: torch.Tensor, encoding: str, width) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The encodings' weights as l_kj = alpha_j + slope_k * beta_j: alpha (..., w) and beta (..., w), or None.
+
+    position (sec. 4.1): (1 - j/J) - (k/d)(1 - 2j/J): alpha = 1 - j/J, beta = 1 - 2j/J, slope = -k/d,
+    J the sentence's own length. position-release: 1 + 4 (k - (d+1)/2)(j - (J+1)/2) / (d J):
+    alpha = 1, beta = (j - (J+1)/2) / J, slope = 4 (k - (d+1)/2) / d, J the data's fixed width.
+    bow: alpha = 1. Tested against `position_encoding` and `release_position_encoding`.
+    """
+    j = torch.arange(1, words.shape[-1] + 1, device=words.device).float()  # (w,)
+    ones = torch.ones(words.shape, device=words.device)
+    if encoding == "position":
+        length = (words != 0).sum(-1, keepdim=True).clamp(min=1).float()  # (..., 1)
+        return 1 - j / length, 1 - 2 * j / length
+    if encoding == "position-release":
+        return ones, ones * (j - (width + 1) / 2) / width
+    return ones, None
+
+
+def slope(encoding: str, dim: int, device) -> torch.Tensor:
+    """slope_k of `word_weights`: (d,)."""
+    k = torch.arange(1, dim + 1, device=device).float()
+    return -k / dim if encoding == "position" else 4 * (k - (dim + 1) / 2) / dim
+
+
 class MemN2N(nn.Module):
     def __init__(self, config: MemN2NConfig, sizes: DataSizes):
         super().__init__()
@@ -119,30 +142,40 @@ class MemN2N(nn.Module):
     def question_table(self) -> nn.Embedding:
         return self.words[0] if self.config.tying == "adjacent" else self.words[2]
 
-    def embed(self, table: nn.Embedding, words: torch.Tensor, place: torch.Tensor | None) -> torch.Tensor:
-        """Sentence vectors: (..., w) word ids -> (..., d); `place` is the position encoding (..., w, d) or None."""
-        vectors = table(words)  # (..., w, d)
-        if place is not None:
-            vectors = vectors * place
-        return reduce(vectors, "... w d -> ... d", "sum")
+    def bags(self, words: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Each sentence as weighted counts over the vocabulary: (..., w) word ids -> (..., V), twice.
 
-    def place(self, words: torch.Tensor) -> torch.Tensor | None:
-        """Position weights for word ids (..., w), computed once per batch; None for bag-of-words."""
-        if self.config.encoding == "position":
-            return position_encoding(words, self.config.dim)
-        if self.config.encoding == "position-release":
-            return release_position_encoding(words, self.config.dim, self.sentence_width)
-        return None
+        Every encoding's weight l_kj of word j in dimension k splits as alpha_j + slope_k * beta_j
+        (`word_weights`), so a sentence vector sum_j l_kj E[x_j]_k is bag_alpha @ E + slope * (bag_beta @ E).
+        Computed once per batch and shared by every table, the bags replace the (..., w, d) tensor of
+        weighted word vectors that a plain lookup would write and read once per table.
+        """
+        alpha, beta = word_weights(words, self.config.encoding, self.sentence_width)
+        V = self.words[0].weight.shape[0]  # the table as called: a population pads every member to its largest vocabulary
+        keep = words != 0  # PAD adds nothing and learns nothing (its row stays zero)
+
+        def bag(weights):
+            return torch.zeros(*words.shape[:-1], V, device=words.device).scatter_add(-1, words, weights * keep)
+
+        return bag(alpha), None if beta is None else bag(beta)
+
+    def embed(self, table: nn.Embedding, bags: tuple[torch.Tensor, torch.Tensor | None]) -> torch.Tensor:
+        """Sentence vectors (..., d) from a table and a batch's bags (see `bags`)."""
+        alpha, beta = bags
+        vectors = alpha @ table.weight  # (..., d)
+        if beta is not None:
+            vectors = vectors + slope(self.config.encoding, self.config.dim, table.weight.device) * (beta @ table.weight)
+        return vectors
 
     def forward(self, batch: StoryBatch) -> Output:
         story, mask, query = batch.story, batch.memory_mask, batch.query  # (b, m, w), (b, m), (b, q)
-        story_place, query_place = self.place(story), self.place(query)  # (b, m, w, d) and (b, q, d), or None for bow
-        u = self.embed(self.question_table(), query, query_place)  # (b, d)
+        story_bags, query_bags = self.bags(story), self.bags(query)  # (b, m, V) and (b, V), twice (beta: None for bow)
+        u = self.embed(self.question_table(), query_bags)  # (b, d)
         memories = {}  # table -> its memory vectors (b, m, d); under tying one table serves two hops
 
         def memory(words: nn.Embedding, times: nn.Embedding) -> torch.Tensor:
             if words not in memories:
-                memories[words] = self.embed(words, story, story_place)
+                memories[words] = self.embed(words, story_bags)
                 if self.config.temporal:
                     memories[words] = memories[words] + times(batch.time)
             return memories[words]
