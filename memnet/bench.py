@@ -15,6 +15,7 @@ one after another.
 import functools
 import os
 import sys
+import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -180,6 +181,7 @@ def run_bench(name: str, grid: dict, options: dict, *, data_dir=None, results: s
         if Path(job.run_dir).exists():
             refuse_other_work(Path(job.run_dir), job.spec, resume=True)
     with hold(root, "benchmark folder"):
+        started = time.perf_counter()
         record = read_json(root / "bench.json") if (root / "bench.json").exists() else {"invocations": []}
         gpu = resolve_device(device).type == "cuda"
         record.update({"name": name, "grid": grid, "options": options, "command_options": command_options, "missing": missing})
@@ -205,6 +207,8 @@ def run_bench(name: str, grid: dict, options: dict, *, data_dir=None, results: s
                 for future in as_completed(futures):
                     show(bar, futures[future], future.result())
         bar.close()
+        record["invocations"][-1].update(engine=engine, wall_seconds=round(time.perf_counter() - started, 1), runs_trained=len(todo))
+        write_json(root / "bench.json", record)
         tables = write_report(root)
     print(tables)
     print(f"tables and run records in {root}")
