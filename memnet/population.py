@@ -259,7 +259,7 @@ class Population:
                                                              member.noise, member.state))
 
 
-def draws_for_epoch(population: Population, live: list[int], index: torch.Tensor, steps: int, b: int):
+def draws_for_epoch(population: Population, live: list[int], steps: int, b: int):
     """Each member's noise draws for the epoch, from its own generator in the order a lone run draws
     them (a batch at a time): count (p, steps, b) and gap (p, steps, b, e), or (None, None)."""
     members = population.members
@@ -330,7 +330,7 @@ def run_members(members: list[Member], device, compile: bool, progress: bool, ch
         index = torch.full((len(members), steps * b), pad_row, dtype=torch.long)
         for k, perm in perms.items():
             index[k, : len(perm)] = perm
-        count, gap = draws_for_epoch(population, live, index, steps, b)
+        count, gap = draws_for_epoch(population, live, steps, b)
         real = (index != pad_row).view(len(members), steps, b).any(-1)  # (p, steps): members with rows in this step
         index = index.view(len(members), steps, b).to(device)
         if "softmax_on" in population.buffers:
@@ -343,9 +343,9 @@ def run_members(members: list[Member], device, compile: bool, progress: bool, ch
         for s in range(steps):
             t0 = time.perf_counter()
             population.params, population.moments, loss, wrong = population.step(
-                population.params, population.moments, population.buffers, population.splits["train"], index[:, s],
-                None if count is None else count[:, s], None if gap is None else gap[:, s], noisy, population.answers,
-                lr, clip, real[:, s])
+                population.params, population.moments, population.buffers, population.splits["train"], index[:, s].contiguous(),
+                None if count is None else count[:, s].contiguous(), None if gap is None else gap[:, s].contiguous(), noisy,
+                population.answers, lr, clip, real[:, s].contiguous())  # contiguous: one stride, one compiled graph
             if first_step is None:
                 first_step = time.perf_counter() - t0  # compiling, mostly
                 print(f"population of {len(members)}: first step (compiling) took {first_step:.1f} s", file=sys.stderr)
@@ -363,7 +363,8 @@ def run_members(members: list[Member], device, compile: bool, progress: bool, ch
         finished = [k for k in live if members[k].done and not members[k].diverged]
         if finished:
             summarise(population, finished)
-        bar.set_postfix(live=len(live), first_step=f"{first_step:.1f}s")
+        bar.set_postfix(live=len(live), loss=f"{float(loss_sum[live].sum()) / sum(len(members[k].data.splits['train']) for k in live):.3f}",
+                        valid_err=f"{100 * float(valid_wrong[live].sum()) / sum(len(members[k].data.splits['valid']) for k in live):.1f}%")
         if time.perf_counter() - last_save > checkpoint_seconds:
             for k in live:
                 if not members[k].diverged:

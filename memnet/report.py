@@ -15,6 +15,7 @@ The kinds (`BUILDERS`; `kind_of` tells a folder's kind from the records it holds
                   metrics.jsonl (temporal: first epoch at 99% valid), by_length.json (seq2seq: exact match per length)
                   -> temporal_order, echo, seq2seq (.md and .json)
     timing        NAME.json written by scripts/time_run.py -> NAME.md
+    speed         speed.json written by scripts/bench_speed.py -> summary.md
 
 A builder reads summary.json files (and a run's metrics.jsonl or the numbers its script wrote beside them),
 the script's record and the folder layout, never config.json (its shape belongs to the training code),
@@ -518,13 +519,45 @@ def sequences_tables(root: Path) -> dict[Path, str]:
 
 # ---- every kind, and the command ----------------------------------------------------------------------------------
 
-BUILDERS = {"babi": babi_tables, "faithfulness": faithfulness_tables, "sequences": sequences_tables, "timing": timing_tables}
+# ---- speed (scripts/bench_speed.py) -----------------------------------------------------------------------------------
+
+SPEED_RECORD = "speed.json"
+
+
+def speed_tables(root: Path) -> dict[Path, str]:
+    """summary.md from speed.json: the same work four ways, and the 1k protocol on the fast path."""
+    record = read_json(root / SPEED_RECORD)
+    machine, work, env = record["machine"], record["same_work"], record["environment"]
+    lines = ["# Speed", "", f"Made by `{env['command']}` (code `{env['code_version']}`, torch {env['libraries']['torch']}) on "
+             f"{machine['cpu']}, {machine['cores']} cores, GPU: {machine['gpu'] or 'none'}. One thread measures "
+             f"{machine['matmul_gflops_one_thread']} GFLOP/s (1024² matmul) and {machine['copy_gbytes_per_s_one_thread']} GB/s (copy).",
+             "", f"## The same work four ways, one after another on one thread", "", f"{work['work']}.", "",
+             "| path | wall s | mean test error % |", "|---|---|---|"]
+    lines += [f"| {mode.replace('_', ' ')} | {numbers['seconds']} | {numbers['mean_test_error']} |" for mode, numbers in work["modes"].items()]
+    lines += ["", f"Compiled population against eager single runs: **{work['speedup']}x** faster; mean test error "
+              f"{work['fast_mean_test_error']} against {work['eager_mean_test_error']} (compile time included in the compiled rows)."]
+    if "protocol_1k" in record:
+        run = record["protocol_1k"]
+        lines += ["", "## The 1k per-task protocol on the fast path", "",
+                  f"{run['runs']} runs in **{run['seconds'] / 60:.1f} min** of wall time ({run['device']}; code `{run['code_version']}`), "
+                  f"mean best-of-N test error {run['mean_best_test_error']} (table: `{run['benchmark']}/summary.md`).",
+                  f"Its training steps count {run['train_step_flops'] / 1e12:.2f} TFLOP and at most {run['train_step_bytes'] / 1e12:.2f} TB "
+                  f"of memory traffic (each op's inputs and outputs, unfused): {run['achieved_gflops']} GFLOP/s and "
+                  f"{run['achieved_gbytes_per_s']} GB/s achieved over the whole run, against {machine['matmul_gflops_one_thread']} GFLOP/s "
+                  f"and {machine['copy_gbytes_per_s_one_thread']} GB/s that one thread can do ({machine['cores']} cores here)."]
+    return {root / "summary.md": "\n".join(lines) + "\n"}
+
+
+BUILDERS = {"babi": babi_tables, "faithfulness": faithfulness_tables, "sequences": sequences_tables, "timing": timing_tables,
+            "speed": speed_tables}
 
 
 def kind_of(folder: Path) -> str | None:
     """Which builder makes a folder's tables, told by the records it holds; None if none does."""
     if (folder / FAITHFULNESS_RECORD).exists():
         return "faithfulness"
+    if (folder / SPEED_RECORD).exists():
+        return "speed"
     if (folder / SEQUENCES_RECORD).exists():  # before babi: its runs/PART/A/B/seed-S/ have the benchmark's depth
         return "sequences"
     if any((folder / "runs").glob("*/*/*/seed-*/summary.json")):
