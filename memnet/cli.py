@@ -10,6 +10,7 @@ from pathlib import Path
 from memnet.models import MODELS
 from memnet.presets import PRESETS
 from memnet.report import add_report_parser
+from memnet.serve import add_serve_parser
 from memnet.spec import TrainSpec
 
 # typed model flags: the options most runs set (any other field: -o KEY=VALUE); `dim` is every model's embedding size
@@ -79,16 +80,16 @@ def given_options(args) -> dict:
 
 def read_spec(path: str):
     """The spec of a run folder or its config.json (`--from`)."""
-    from memnet.records import read_json
+    from memnet.records import RecordError, read_json
     from memnet.spec import RunSpec, SpecError
 
     config = Path(path) / "config.json" if Path(path).is_dir() else Path(path)
     if not config.exists():
         raise SpecError(f"--from: {config} does not exist; give a run folder or its config.json")
     try:
-        stored = read_json(config)
-    except ValueError as error:
-        raise SpecError(f"--from: {config} is not JSON ({error})") from None
+        stored = read_json(config, hint="give another run's folder, or restore the file from a copy")
+    except RecordError as error:
+        raise SpecError(f"--from: {error}") from None
     if "spec" not in stored:
         raise SpecError(f"--from: {config} holds no run spec (written by an older memnet?)")
     return RunSpec.from_dict(stored["spec"], where=str(config))
@@ -186,6 +187,10 @@ def add_bench_parser(commands) -> None:
     parser.add_argument("--results", default="results", help="where benchmark folders go (default results/)")
     parser.add_argument("--workers", type=int, help="parallel runs on CPU (default: one per core)")
     parser.add_argument("--extend", action="store_true", help="add models, tasks, data, modes or seeds to an existing benchmark (same options)")
+    parser.add_argument("--engine", default="population", choices=["population", "local"],
+                        help="population (default): runs that can share one train as one compiled population; local: every run alone, a process each")
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
+                        help="compile population steps with torch.compile (default; falls back to eager where it cannot)")
     add_spec_flags(parser)
     parser.set_defaults(run=run_bench)
 
@@ -198,7 +203,7 @@ def run_bench(args) -> None:
     options = given_options(args)
     spelled = " ".join(shlex.quote(word) for word in sys.argv[1:] if word)  # shown when a re-run's options differ
     bench(args.name, grid, options, data_dir=args.data_dir, results=args.results, workers=args.workers, device=args.device,
-          use_wandb=args.wandb, extend=args.extend, command_options=spelled)
+          use_wandb=args.wandb, extend=args.extend, command_options=spelled, engine=args.engine, compile=args.compile)
 
 
 def add_inspect_parser(commands) -> None:
@@ -220,10 +225,13 @@ def add_inspect_parser(commands) -> None:
 
 def run_inspect(args) -> None:
     from memnet.inspection import attend, choose, load_run, render_html, render_png, render_terminal, run_report
-    from memnet.records import write_atomic
+    from memnet.records import check_output_file, write_atomic
 
     from memnet.batches import Seq2SeqBatch
 
+    for path, flag, example in [(args.html, "--html", "attention.html"), (args.png, "--png", "attention.png")]:
+        if path:
+            check_output_file(path, flag, example)  # before the model and data load
     run = load_run(args.run_dir, args.data_dir)
     if isinstance(run.data.splits[args.split], Seq2SeqBatch):  # a seq2seq run: alignments instead of attention over sentences
         from memnet.inspection import align, render_alignment, render_alignment_png
@@ -286,13 +294,14 @@ def main(argv=None) -> None:
     add_bench_parser(commands)
     add_inspect_parser(commands)
     add_report_parser(commands)
+    add_serve_parser(commands)
     args = parser.parse_args(argv)
     from memnet.records import code_identity
 
     code_identity()  # the code this process imported, taken before a long command gives anyone time to edit it
     try:
         args.run(args)
-    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as error:
+    except (ValueError, OSError, RuntimeError) as error:  # bad input, a damaged record, a full disk: one line, no traceback
         print(f"memnet {args.command}: error: {error}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:

@@ -155,3 +155,13 @@ def test_the_bench_groups_populations_and_keeps_the_other_models_alone(mixed, tm
     sizes = sorted(len(unit) for unit in units)
     assert sizes == [1, 1, 1, 1, 2, 2]  # memn2n: task 1's and task 2's seeds (two memory buckets); lstm: each alone
     assert all(len(unit) == 1 for unit in bench.units_of(jobs, "local"))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_a_population_on_the_gpu_is_the_run_alone_on_the_gpu(mixed, tmp_path):
+    specs = [spec(mixed, 1, 0), spec(mixed, 2, 1)]
+    members = [Member(s, tmp_path / f"member-{k}", load_data(s.task)) for k, s in enumerate(specs)]
+    train_population(members, device="cuda", compile=True, progress=False)
+    for k, s in enumerate(specs):
+        train_run(s, tmp_path / f"alone-{k}", progress=False, device="cuda")
+        assert_same_run(tmp_path / f"alone-{k}", tmp_path / f"member-{k}")

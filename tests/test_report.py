@@ -89,6 +89,7 @@ def test_every_folder_of_results_is_rebuilt_or_named_as_not(capsys):
     assert kinds.pop("faithfulness") == "faithfulness" and kinds.pop("timing") == "timing"
     assert kinds.pop("sequences") == "sequences"
     assert kinds.pop("attention") is None  # made by its script
+    assert kinds.pop("serve") is None  # a screenshot of memnet serve, made by scripts/serve_screenshot.py
     assert set(kinds.values()) == {"babi"}
 
 
