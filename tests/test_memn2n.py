@@ -165,9 +165,8 @@ def test_no_option_can_set_a_size_the_data_gives(size):
 
 
 @pytest.mark.parametrize("encoding", ["bow", "position", "position-release"])
-def test_bags_of_weighted_words_give_the_weighted_sum_of_word_vectors(encoding):
-    """MemN2N encodes sentences from weighted bags over the vocabulary; the same vectors as weighting
-    each word's vector by the encoding's l_kj and summing (sec. 4.1), which it never materialises."""
+def test_split_word_weights_give_the_papers_weighted_sum_of_word_vectors(encoding):
+    """MemN2N's weights, built as alpha_j + slope_k * beta_j, are the paper's (and the release's) l_kj (sec. 4.1)."""
     torch.manual_seed(0)
     sizes = DataSizes(vocab_size=9, num_classes=9, memory_size=50, memory_slots=3, sentence_size=5, time_slots=55)
     model = MemN2N(MemN2NConfig(dim=6, encoding=encoding), sizes)
