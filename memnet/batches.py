@@ -112,25 +112,41 @@ class StoryBatch(Batch):
         lengths = keep.sum(1)  # (n,)
         return tokens.gather(1, order)[:, : max(1, int(lengths.max()))], lengths  # (n, L), (n,)
 
-    def with_time_noise(self, generator: torch.Generator, memory_size: int) -> "StoryBatch":
+    def with_time_noise(self, generator: torch.Generator, memory_size: int, rule: str = "gaps") -> "StoryBatch":
         """A copy with random noise in `time`: up to 10% empty memories (Sukhbaatar et al. 2015, sec. 4.2; training only).
 
-        Each story draws k empty memories, 0 <= k <= ceil(10% of its sentences), and drops each into a
-        random gap of its timeline; a sentence's recency grows by the empties more recent than it.
+        Each story of n sentences draws k empty memories, 0 <= k <= ceil(10% of n). Rule "gaps" drops
+        each into a random gap of its timeline, so a sentence's recency grows by the empties more
+        recent than it (`noisy_time`); rule "release" is the official release's (`release_noisy_time`).
         Only `time` changes, and the sentences keep their order. `generator` lives on the batch's
-        device, so nothing leaves it; how many numbers it draws depends on the rows and the
-        memory's size only, not on the batch's padding, so a run draws the same noise alone or in a
+        device, so nothing leaves it; how many numbers it draws depends on the rows and the memory's
+        size only, not on the batch's padding, so a run draws the same noise alone or in a
         population (memnet.population).
         """
-        count, gap = draw_time_noise(generator, len(self), memory_size, self.time.device)
-        return dataclasses.replace(self, time=noisy_time(self.time, self.memory_mask, count, gap))
+        count, draws = draw_time_noise(generator, len(self), memory_size, self.time.device, rule)
+        return dataclasses.replace(self, time=noised_time(self.time, self.memory_mask, count, draws, rule))
 
 
-def draw_time_noise(generator: torch.Generator, rows: int, memory_size: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """The uniform draws behind a batch's random noise: (rows,) for the count, (rows, e) for the gaps."""
-    most = math.ceil(NOISE_FRACTION * memory_size)  # e: draws per story, enough for the longest
+def noise_draws(memory_size: int, rule: str = "gaps") -> int:
+    """Uniform draws per story besides its count, e: enough for the longest story of `memory_size`.
+
+    "gaps": one per empty memory, ceil(10% of memory_size); "release": one per place of the
+    permutation of n + k places, memory_size + ceil(10% of memory_size).
+    """
+    most = math.ceil(NOISE_FRACTION * memory_size)
+    return most if rule == "gaps" else memory_size + most
+
+
+def draw_time_noise(generator: torch.Generator, rows: int, memory_size: int, device,
+                    rule: str = "gaps") -> tuple[torch.Tensor, torch.Tensor]:
+    """The uniform draws behind a batch's random noise: (rows,) for the count, (rows, e) for the places."""
     return (torch.rand(rows, generator=generator, device=device),
-            torch.rand(rows, most, generator=generator, device=device))
+            torch.rand(rows, noise_draws(memory_size, rule), generator=generator, device=device))
+
+
+def noised_time(time: torch.Tensor, memory_mask: torch.Tensor, count: torch.Tensor, draws: torch.Tensor, rule: str) -> torch.Tensor:
+    """`time` (..., m) with the noise of `rule` ("gaps" or "release") that the draws (...,) and (..., e) give."""
+    return (noisy_time if rule == "gaps" else release_noisy_time)(time, memory_mask, count, draws)
 
 
 def noisy_time(time: torch.Tensor, memory_mask: torch.Tensor, count: torch.Tensor, gap: torch.Tensor) -> torch.Tensor:
@@ -142,6 +158,25 @@ def noisy_time(time: torch.Tensor, memory_mask: torch.Tensor, count: torch.Tenso
     real = torch.arange(gap.shape[-1], device=gap.device) < k[..., None]  # (..., e) the first k draws are used
     shift = ((gaps[..., :, None] <= time[..., None, :]) & real[..., :, None]).sum(-2)  # (..., m) empties more recent than each slot
     return torch.where(memory_mask, time + shift, time)
+
+
+def release_noisy_time(time: torch.Tensor, memory_mask: torch.Tensor, count: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:
+    """The official release's random noise (MemN2N-babi-matlab, train.m) on `time` (..., m).
+
+    A story of n sentences draws k ~ U{0..ceil(10% of n)} blanks; its times are the first n values of
+    a random permutation of 1..n + k, sorted in descending order (the oldest sentence gets the
+    largest), here minus 1 (our recency starts at 0). The first n values of a permutation are the
+    places of the n smallest of n + k uniform draws, so `draws` (..., e), e >= n + k, give them.
+    The release then clamps times to its time table's size; the model does that (MemN2N `time_rows`).
+    """
+    lengths = memory_mask.sum(-1)  # (...,) n
+    blanks = (count * (torch.ceil(NOISE_FRACTION * lengths.float()) + 1)).long()  # (...,) k
+    places = torch.arange(draws.shape[-1], device=draws.device)  # (e,)
+    keys = torch.where(places < (lengths + blanks)[..., None], draws, 2.0)  # (..., e) places past n + k sort last
+    chosen = keys.argsort(dim=-1, stable=True).argsort(dim=-1, stable=True) < lengths[..., None]  # (..., e) the n smallest: the permutation's first n
+    ascending = torch.argsort((~chosen).to(torch.int8), dim=-1, stable=True)  # (..., e) chosen places first, ascending
+    noisy = ascending.gather(-1, time.clamp(max=draws.shape[-1] - 1))  # (..., m) recency r gets the r-th smallest
+    return torch.where(memory_mask, noisy, time)
 
 
 @dataclass(frozen=True, eq=False)

@@ -82,6 +82,8 @@ def describe(run: Run, batch, examples: list, indices: list) -> list[dict]:
     model's answer, its `TOP` most probable answers, and per-hop attention (None for a model without it)."""
     out = run.model(batch)
     vocab, memory = run.data.vocab, run.data.sizes.memory_size
+    # answers are words; a model may score more classes (MemN2N's release answers score its time words), never answers
+    out = out._replace(logits=out.logits[..., : len(vocab)])
     probabilities = out.logits.softmax(-1)  # (n, classes)
     best, best_ids = probabilities.topk(min(TOP, probabilities.shape[-1]), -1)  # (n, TOP)
     shown = []

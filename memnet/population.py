@@ -33,13 +33,13 @@ import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
 from tqdm import tqdm
 
-from memnet.batches import IGNORE_INDEX, Batch, draw_time_noise, noisy_time
+from memnet.batches import IGNORE_INDEX, Batch, draw_time_noise, noise_draws, noised_time
 from memnet.locks import hold
 from memnet.models import POPULATION, build_model
 from memnet.records import read_json, save_torch, write_json
 from memnet.spec import RunSpec
-from memnet.train import (checkpoint, learning_rate, make_optimizer, percent_by_task, refuse_other_work, resolve_device,
-                          restore, summary_record)
+from memnet.train import (checkpoint, clip_scale, epoch_order, gradient_norms, learning_rate, make_optimizer, percent_by_task,
+                          refuse_other_work, resolve_device, restore, summary_record)
 from tasks.registry import TaskData
 
 EVAL_ROWS = 128  # rows per member in one evaluation call (splits are padded to a multiple of it)
@@ -47,10 +47,14 @@ ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults, which 
 
 
 def population_key(spec: RunSpec) -> tuple | None:
-    """Runs with the same key can train as one population; None: this model trains alone."""
+    """Runs with the same key can train as one population; None: this model trains alone.
+
+    The key holds what shapes the compiled step: the model and its config, the batch size, the
+    optimizer, the norm that clipping measures and the random-noise rule (its draws' width)."""
     if spec.model.name not in POPULATION:
         return None
-    return spec.model.name, spec.model.config, spec.train.batch_size, spec.train.optimizer, spec.task.family
+    return (spec.model.name, spec.model.config, spec.train.batch_size, spec.train.optimizer, spec.task.family,
+            spec.train.clip_measure, spec.train.noise_rule)
 
 
 @dataclasses.dataclass
@@ -114,22 +118,22 @@ def rows_of(data: Batch, index: torch.Tensor) -> Batch:
     return type(data)(**{name: value[members, index] for name, value in data.tensors().items()})
 
 
-def make_step(model, optimizer: str):
+def make_step(model, optimizer: str, clip_measure: str = "frobenius", noise_rule: str = "gaps"):
     """The population's training step: gather each member's batch, add its noise, vmap(grad), clip, update."""
     gradients = vmap(grad(lambda *args: member_loss(model, *args), has_aux=True))
 
     def step(params, moments, buffers, train, index, count, gap, noisy, answers, lr, clip, active):
         batch = rows_of(train, index)  # (p, b, ...)
         if count is not None:  # random noise, drawn on the host side of the step by each member's generator
-            time = noisy_time(batch.time, batch.memory_mask, count, gap)  # (p, b, m)
+            time = noised_time(batch.time, batch.memory_mask, count, gap, noise_rule)  # (p, b, m)
             batch = dataclasses.replace(batch, time=torch.where(noisy[:, None, None], time, batch.time))
         grads, (loss, wrong) = gradients(params, buffers, batch, answers)
         active = active & torch.isfinite(loss)  # a diverged member stops changing; the others go on
         new_params, new_moments = {}, {}
         for name, value in params.items():
             g = grads[name]
-            norm = g.flatten(1).norm(dim=1)  # (p,) each member's gradient of this matrix (clip_each)
-            scale = torch.where(clip > 0, (clip / (norm + 1e-6)).clamp(max=1.0), torch.ones_like(norm))
+            norm = gradient_norms(g, clip_measure)  # (p,) each member's gradient of this matrix (clip_each)
+            scale = torch.where(clip > 0, clip_scale(norm, clip), torch.ones_like(norm))
             g = g * scale.view(-1, *[1] * (g.dim() - 1))
             step_size = lr.view(-1, *[1] * (g.dim() - 1))
             if optimizer == "adam":
@@ -212,15 +216,16 @@ class Population:
         if self.config.optimizer == "adam":
             self.moments = {name: {"m": torch.zeros_like(value), "v": torch.zeros_like(value),
                                    "step": torch.zeros(len(members), device=device)} for name, value in self.params.items()}
-        width = max(member.data.sizes.num_classes for member in members)
-        self.answers = torch.stack([torch.arange(width) < member.data.sizes.num_classes for member in members]).to(device)
+        # a model may score more classes than the data has (MemN2N's release answers score its time words)
+        classes = [getattr(model, "output_classes", member.data.sizes.num_classes) for model, member in zip(models, members)]
+        self.answers = torch.stack([torch.arange(max(classes)) < count for count in classes]).to(device)
         every = [member.data.splits[name] for member in members for name in ("train", "valid", "test")]
         dims = common_dims(every)
         self.splits = {}
         for name in ("train", "valid", "test"):  # at least one pad row; evaluation reads EVAL_ROWS at a time
             rows = math.ceil((max(len(member.data.splits[name]) for member in members) + 1) / EVAL_ROWS) * EVAL_ROWS
             self.splits[name] = stack([member.data.splits[name] for member in members], dims, rows, device)
-        self.step = compiled(make_step(self.template, self.config.optimizer), compile)
+        self.step = compiled(make_step(self.template, self.config.optimizer, self.config.clip_measure, self.config.noise_rule), compile)
         self.forward = compiled(make_forward(self.template), compile)
 
     # -- one member's state, in the single-run format (memnet.train.checkpoint), both ways ----------
@@ -259,22 +264,23 @@ class Population:
                                                              member.noise, member.state))
 
 
-def draws_for_epoch(population: Population, live: list[int], steps: int, b: int):
+def draws_for_epoch(population: Population, live: list[int], steps: int, b: int, rows: dict[int, int]):
     """Each member's noise draws for the epoch, from its own generator in the order a lone run draws
-    them (a batch at a time): count (p, steps, b) and gap (p, steps, b, e), or (None, None)."""
-    members = population.members
+    them (a batch at a time; member k trains `rows[k]` rows this epoch): count (p, steps, b) and
+    gap (p, steps, b, e), or (None, None)."""
+    members, rule = population.members, population.config.noise_rule
     noisy = [k for k in live if members[k].spec.train.random_noise]
     if not noisy:
         return None, None
-    e = max(math.ceil(0.1 * members[k].data.sizes.memory_size) for k in noisy)
+    e = max(noise_draws(members[k].data.sizes.memory_size, rule) for k in noisy)
     count = torch.zeros(len(members), steps, b, device=population.device)
     gap = torch.zeros(len(members), steps, b, e, device=population.device)
     for k in noisy:
-        n = len(members[k].data.splits["train"])
+        n = rows[k]
         for s in range(math.ceil(n / b)):
-            rows = min(b, n - s * b)
-            c, g = draw_time_noise(members[k].noise, rows, members[k].data.sizes.memory_size, population.device)
-            count[k, s, :rows], gap[k, s, :rows, : g.shape[1]] = c, g
+            size = min(b, n - s * b)
+            c, g = draw_time_noise(members[k].noise, size, members[k].data.sizes.memory_size, population.device, rule)
+            count[k, s, :size], gap[k, s, :size, : g.shape[1]] = c, g
     return count, gap
 
 
@@ -324,13 +330,13 @@ def run_members(members: list[Member], device, compile: bool, progress: bool, ch
             phases[k] = "linear" if member.state["main_from"] is None else "softmax"
             rates[k] = learning_rate(member.spec.train, member.state["epoch"], member.state["main_from"])
             on[k] = phases[k] == "softmax"
-            perms[k] = torch.randperm(len(member.data.splits["train"]), generator=member.shuffle)
+            perms[k] = epoch_order(len(member.data.splits["train"]), member.spec.train, member.shuffle)
             steps = max(steps, math.ceil(len(perms[k]) / b))
         pad_row = population.splits["train"].target.shape[1] - 1
         index = torch.full((len(members), steps * b), pad_row, dtype=torch.long)
         for k, perm in perms.items():
             index[k, : len(perm)] = perm
-        count, gap = draws_for_epoch(population, live, steps, b)
+        count, gap = draws_for_epoch(population, live, steps, b, {k: len(perm) for k, perm in perms.items()})
         real = (index != pad_row).view(len(members), steps, b).any(-1)  # (p, steps): members with rows in this step
         index = index.view(len(members), steps, b).to(device)
         if "softmax_on" in population.buffers:
@@ -358,12 +364,12 @@ def run_members(members: list[Member], device, compile: bool, progress: bool, ch
         seconds = (time.perf_counter() - started) / len(live)  # each live member's share of the epoch
         for k in live:
             finish_epoch(population, k, phases[k], rates[k], float(loss_sum[k]), float(wrong_sum[k]),
-                         float(valid_loss[k]), valid_wrong[k], seconds)
+                         float(valid_loss[k]), valid_wrong[k], seconds, trained=len(perms[k]))
             bar.update(1)
         finished = [k for k in live if members[k].done and not members[k].diverged]
         if finished:
             summarise(population, finished)
-        bar.set_postfix(live=len(live), loss=f"{float(loss_sum[live].sum()) / sum(len(members[k].data.splits['train']) for k in live):.3f}",
+        bar.set_postfix(live=len(live), loss=f"{float(loss_sum[live].sum()) / sum(len(perms[k]) for k in live):.3f}",
                         valid_err=f"{100 * float(valid_wrong[live].sum()) / sum(len(members[k].data.splits['valid']) for k in live):.1f}%")
         if time.perf_counter() - last_save > checkpoint_seconds:
             for k in live:
@@ -374,11 +380,12 @@ def run_members(members: list[Member], device, compile: bool, progress: bool, ch
 
 
 def finish_epoch(population: Population, k: int, phase: str, lr: float, train_loss: float, train_wrong: float,
-                 valid_loss: float, valid_wrong: torch.Tensor, seconds: float) -> None:
-    """A member's end of epoch, as a lone run has it (memnet.train.train_held)."""
+                 valid_loss: float, valid_wrong: torch.Tensor, seconds: float, trained: int | None = None) -> None:
+    """A member's end of epoch, as a lone run has it (memnet.train.train_held); `trained`: the rows
+    it trained on this epoch (batches drawn with replacement need not cover the split once)."""
     member = population.members[k]
     config, state = member.spec.train, member.state
-    n_train, n_valid = len(member.data.splits["train"]), len(member.data.splits["valid"])
+    n_train, n_valid = trained or len(member.data.splits["train"]), len(member.data.splits["valid"])
     epoch = state["epoch"]
     if not math.isfinite(train_loss):
         member.diverged = f"{member.out}: loss became {train_loss} at epoch {epoch + 1} (seed {config.seed}); try a lower --lr or clipping"

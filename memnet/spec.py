@@ -70,11 +70,20 @@ class TrainSpec:
     optimizer: Literal["sgd", "adam"] = "sgd"  # "sgd" as in the paper
     lr: Annotated[float, Field(gt=0)] = 0.01
     lr_halve_every: Annotated[int, Field(ge=0)] = 25  # epochs between halvings of lr; 0 keeps it constant (joint: 15)
+    lr_halve_at_multiples: bool = False  # count the main schedule's epochs from 1 and halve lr at the start of each
+    # whose number is a multiple of lr_halve_every, as the release's `mod(ep, 25) == 0` (train.m): the first halving
+    # comes after 24 epochs, not 25
+    batch_sampling: Literal["permutation", "replacement"] = "permutation"  # "permutation": each question once an
+    # epoch; "replacement": the release's floor(N / batch_size) batches of questions drawn with replacement
     clip_norm: Annotated[float, Field(ge=0)] = 40.0  # max gradient norm of each weight matrix; 0 turns clipping off
+    clip_measure: Literal["frobenius", "spectral"] = "frobenius"  # the norm clip_norm bounds: the matrix's Frobenius
+    # norm, or its largest singular value (the release's MATLAB norm() of a matrix, Weight.m)
     linear_start: Annotated[int, Field(ge=0)] = 0  # epochs trained with the softmax removed first; 0 = off
     linear_start_lr: Annotated[float, Field(gt=0)] = 0.005  # the paper's linear-start learning rate
     linear_start_until: Literal["epochs", "plateau"] = "epochs"  # "plateau": end linear start once valid loss stops falling
     random_noise: bool = False  # insert up to 10% empty memories in the time index while training
+    noise_rule: Literal["gaps", "release"] = "gaps"  # random noise: "gaps" drops each empty memory into a random gap
+    # of the timeline; "release": times are the first n values of a permutation of n + k, sorted (batches.release_noisy_time)
     seed: Annotated[int, Field(ge=0)] = 0  # model init, batch order and noise: same seed, same run
 
 
@@ -186,8 +195,21 @@ def flatten(tree: dict, prefix: str = "") -> dict:
     return flat
 
 
+def field_defaults(spec: dict) -> dict:
+    """The flattened default of every field a spec dict may hold: a field added to the spec after a
+    record was written reads, in that record, as its default (the run did what the default does)."""
+    defaults = {f"train.{field.name}": field.default for field in dataclasses.fields(TrainSpec)}
+    defaults.update({f"task.{field.name}": field.default for field in dataclasses.fields(TaskSpec)})
+    model = spec.get("model")
+    if isinstance(model, dict) and model.get("name") in MODELS:
+        defaults.update({f"model.options.{field.name}": field.default for field in dataclasses.fields(MODELS[model["name"]][0])})
+    return {key: value for key, value in defaults.items() if value is not dataclasses.MISSING}
+
+
 def differences(stored: dict, requested: dict) -> list[str]:
-    """`field: stored -> requested` for every field that differs (where the data lives aside)."""
-    old, new = flatten(stored), flatten(requested)
+    """`field: stored -> requested` for every field that differs (where the data lives aside); a field
+    the stored spec lacks (it was added later) counts as its default."""
+    new = flatten(requested)
+    old = {key: value for key, value in field_defaults(requested).items() if key in new} | flatten(stored)
     return [f"{key}: {old.get(key, '(absent)')!r} -> {new.get(key, '(absent)')!r}"
             for key in sorted(set(old) | set(new)) if key not in NOT_IDENTITY and old.get(key) != new.get(key)]

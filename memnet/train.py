@@ -13,6 +13,8 @@ A run directory holds
 The loop is the paper's (Sukhbaatar et al. 2015, sec. 4.2): SGD, lr 0.01 halved every 25 epochs,
 batch 32, gradient norm clipped at 40 per weight matrix; optional linear start (softmax removed,
 lr 0.005, then the full schedule from the top, as the official release does) and random noise.
+Where the release's code does otherwise (its halving epoch, batches drawn with replacement,
+clipping on the spectral norm, its noise rule), a TrainSpec switch does it too (preset `release`).
 """
 
 import dataclasses
@@ -60,14 +62,35 @@ def loss_and_wrong(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Te
     return loss, wrong.reshape(len(target), -1).any(1)  # (), (b,)
 
 
-def clip_each(model: torch.nn.Module, max_norm: float) -> None:
-    """Clip the gradient of every weight matrix to `max_norm` on its own (the official release's rule)."""
+def gradient_norms(grads: torch.Tensor, measure: str) -> torch.Tensor:
+    """Each member's norm of one weight's gradient, grads (p, ...) -> (p,) (a lone run is p = 1).
+
+    "frobenius": the root of the sum of squares; "spectral": the largest singular value, what the
+    official release's MATLAB `norm()` gives for a matrix (Weight.m). A vector's is its length either way.
+    """
+    if measure == "spectral" and grads.dim() >= 3:
+        return torch.linalg.matrix_norm(grads.flatten(2), ord=2)  # (p,)
+    return grads.flatten(1).norm(dim=1)  # (p,)
+
+
+def clip_scale(norm: torch.Tensor, max_norm) -> torch.Tensor:
+    """The factor that brings a gradient of `norm` down to `max_norm` (torch's clip_grad_norm_ rule)."""
+    return (max_norm / (norm + 1e-6)).clamp(max=1.0)
+
+
+def clip_each(model: torch.nn.Module, max_norm: float, measure: str = "frobenius") -> None:
+    """Clip the gradient of every weight matrix to `max_norm` on its own (the official release's rule),
+    measured by `measure` (`gradient_norms`)."""
     for parameter in model.parameters():
-        if parameter.grad is not None:
+        if parameter.grad is None:
+            continue
+        if measure == "frobenius":
             torch.nn.utils.clip_grad_norm_(parameter, max_norm)
+        else:
+            parameter.grad.mul_(clip_scale(gradient_norms(parameter.grad[None], measure)[0], max_norm))
 
 
-def train_step(model, optimizer, batch: Batch, clip_norm: float) -> tuple[float, torch.Tensor]:
+def train_step(model, optimizer, batch: Batch, clip_norm: float, clip_measure: str = "frobenius") -> tuple[float, torch.Tensor]:
     model.train()
     loss, wrong = loss_and_wrong(model(batch).logits, batch.target)
     if not torch.isfinite(loss):
@@ -75,7 +98,7 @@ def train_step(model, optimizer, batch: Batch, clip_norm: float) -> tuple[float,
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if clip_norm:
-        clip_each(model, clip_norm)
+        clip_each(model, clip_norm, clip_measure)
     optimizer.step()
     return loss.item(), wrong
 
@@ -108,7 +131,10 @@ def learning_rate(config: TrainSpec, epoch: int, main_from: int | None) -> float
     """lr of `epoch`; `main_from` is the epoch the main schedule started (None: still in linear start)."""
     if main_from is None:
         return config.linear_start_lr
-    halvings = (epoch - main_from) // config.lr_halve_every if config.lr_halve_every else 0
+    done = epoch - main_from  # main-schedule epochs before this one
+    # the release halves at the start of main epoch ep (from 1) when mod(ep, lr_halve_every) == 0: floor(ep / every) halvings
+    counted = done + 1 if config.lr_halve_at_multiples else done
+    halvings = counted // config.lr_halve_every if config.lr_halve_every else 0
     return config.lr * 0.5**halvings
 
 
@@ -118,20 +144,31 @@ def make_optimizer(config: TrainSpec, model) -> torch.optim.Optimizer:
     return torch.optim.SGD(model.parameters(), lr=config.lr)
 
 
+def epoch_order(rows: int, config: TrainSpec, shuffle: torch.Generator) -> torch.Tensor:
+    """The training rows of one epoch, batch after batch (`config.batch_size` at a time): each row once
+    in a random order ("permutation"), or the release's floor(rows / batch_size) batches of rows
+    drawn with replacement ("replacement", train.m's randi; at least one batch for a split smaller
+    than one). Lone runs and populations (memnet.population) both draw it here."""
+    if config.batch_sampling == "replacement":
+        batches = max(1, rows // config.batch_size)
+        return torch.randint(rows, (batches * config.batch_size,), generator=shuffle)
+    return torch.randperm(rows, generator=shuffle)
+
+
 def train_epoch(model, optimizer, train: Batch, config: TrainSpec, shuffle: torch.Generator,
                 noise: torch.Generator | None, memory_size: int = 0):
-    """One pass over the training split in shuffled batches; mean loss per example and the `wrong` mask.
+    """One epoch of training batches (`epoch_order`); mean loss per example and the `wrong` mask.
 
-    `shuffle` (on the CPU) orders the batches; `noise`, a generator on the data's device, draws the
+    `shuffle` (on the CPU) draws the batches; `noise`, a generator on the data's device, draws the
     random noise when `config.random_noise` asks for it (the spec allows that for story data only,
     whose `memory_size` sets how many numbers a story draws).
     """
     losses, wrongs = [], []
-    for index in torch.randperm(len(train), generator=shuffle).split(config.batch_size):
+    for index in epoch_order(len(train), config, shuffle).split(config.batch_size):
         batch = train.select(index)
         if config.random_noise:
-            batch = batch.with_time_noise(noise, memory_size)
-        loss, wrong = train_step(model, optimizer, batch, config.clip_norm)
+            batch = batch.with_time_noise(noise, memory_size, config.noise_rule)
+        loss, wrong = train_step(model, optimizer, batch, config.clip_norm, config.clip_measure)
         losses.append(loss)
         wrongs.append(wrong)
     wrong = torch.cat(wrongs)

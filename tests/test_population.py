@@ -165,3 +165,45 @@ def test_a_population_on_the_gpu_is_the_run_alone_on_the_gpu(mixed, tmp_path):
     for k, s in enumerate(specs):
         train_run(s, tmp_path / f"alone-{k}", progress=False, device="cuda")
         assert_same_run(tmp_path / f"alone-{k}", tmp_path / f"member-{k}")
+
+
+def release_spec(babi_dir, task=1, seed=0, model="memn2n", **train):
+    """The release preset, shortened: linear start, then lr halved at every 2nd main epoch."""
+    options = {"epochs": 3, "linear_start": 1, "lr_halve_every": 2, "seed": seed, **train}
+    return resolve(model, "release", SMALL, options, {"name": f"babi:{task}", "data_dir": str(babi_dir)})
+
+
+def test_release_members_match_alone_runs(mixed, tmp_path):
+    """Every release switch in a population: time words after each member's own vocabulary, time tables
+    of each member's memory size, the release's noise, batches with replacement, spectral clipping."""
+    specs = [release_spec(mixed, 1, 0), release_spec(mixed, 2, 0), release_spec(mixed, 1, 1, clip_norm=0.5)]
+    assert len({population_key(s) for s in specs}) == 1
+    assert population_key(specs[0]) != population_key(spec(mixed, 1, 0))  # another clipping norm and noise rule
+    members = [Member(s, tmp_path / f"member-{k}", load_data(s.task)) for k, s in enumerate(specs)]
+    train_population(members, device="cpu", compile=False, progress=False)
+    for k, s in enumerate(specs):
+        train_run(s, tmp_path / f"alone-{k}", progress=False, device="cpu")
+        assert_same_run(tmp_path / f"alone-{k}", tmp_path / f"member-{k}")
+    lrs = [json.loads(line)["lr"] for line in (tmp_path / "member-0" / "metrics.jsonl").read_text().splitlines()]
+    assert lrs == [0.005, 0.005, 0.0025, 0.0025]  # linear start, then halved at main epoch 2 (mod(ep, 2) == 0)
+
+
+@pytest.mark.parametrize("preset", [None, "release"])
+def test_gated_members_match_alone_runs(mixed, tmp_path, preset):
+    specs = [spec(mixed, 1, 0), spec(mixed, 2, 1, clip_norm=5.0)] if preset is None else [release_spec(mixed, 1, 0), release_spec(mixed, 2, 1)]
+    specs = [resolve("gmemn2n", None, {**s.model.options(), "gate_tying": "hop"}, s.to_dict()["train"], s.to_dict()["task"])
+             for s in specs]
+    members = [Member(s, tmp_path / f"member-{k}", load_data(s.task)) for k, s in enumerate(specs)]
+    train_population(members, device="cpu", compile=False, progress=False)
+    for k, s in enumerate(specs):
+        train_run(s, tmp_path / f"alone-{k}", progress=False, device="cpu")
+        assert_same_run(tmp_path / f"alone-{k}", tmp_path / f"member-{k}")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_release_and_gated_populations_on_the_gpu_are_the_runs_alone_on_the_gpu(mixed, tmp_path):
+    specs = [release_spec(mixed, 1, 0), release_spec(mixed, 2, 1, model="gmemn2n")]
+    for k, s in enumerate(specs):
+        train_population([Member(s, tmp_path / f"member-{k}", load_data(s.task))], device="cuda", compile=True, progress=False)
+        train_run(s, tmp_path / f"alone-{k}", progress=False, device="cuda")
+        assert_same_run(tmp_path / f"alone-{k}", tmp_path / f"member-{k}")

@@ -9,20 +9,24 @@ from torch import nn
 
 from memnet.batches import DataSizes
 from memnet.models.attentive import Attentive, AttentiveConfig
+from memnet.models.gated_memn2n import GatedMemN2N, GatedMemN2NConfig
 from memnet.models.memn2n import MemN2N, MemN2NConfig
 from memnet.models.recurrent import GRUConfig, LSTMConfig, Recurrent, RNNConfig
 from memnet.models.seq2seq import Seq2Seq, Seq2SeqConfig
+from memnet.models.story_transformer import StoryTransformer, StoryTransformerConfig
 
 MODELS = {
     "memn2n": (MemN2NConfig, MemN2N),
+    "gmemn2n": (GatedMemN2NConfig, GatedMemN2N),  # Liu and Perez 2017: MemN2N with a gate on each hop's update
     "lstm": (LSTMConfig, Recurrent),  # the recurrent cell comes with the name, never from an option
     "gru": (GRUConfig, Recurrent),
     "rnn": (RNNConfig, Recurrent),
     "attentive": (AttentiveConfig, Attentive),
+    "storyformer": (StoryTransformerConfig, StoryTransformer),  # a small transformer over sentence vectors
     "seq2seq": (Seq2SeqConfig, Seq2Seq),
 }
-POPULATION = {"memn2n"}  # models whose forward vmaps over members (no shapes read from the data): memnet.population
-LINEAR_START = {"memn2n"}  # models whose memory softmax linear start can remove (they have `use_softmax`)
+POPULATION = {"memn2n", "gmemn2n", "storyformer"}  # models whose forward vmaps over members (no shapes read from the data): memnet.population
+LINEAR_START = {"memn2n", "gmemn2n"}  # models whose memory softmax linear start can remove (they have `use_softmax`)
 
 
 def model_config(name: str, options: dict):

@@ -13,6 +13,13 @@ encoding, adjacent or layer-wise tying. Linear start (removing the softmax) is `
 set by the training loop; random noise lives in the data (`memnet.batches.StoryBatch.with_time_noise`).
 Sizes come from the data (`DataSizes`): the vocabulary, the temporal tables' rows (`time_slots`),
 the memory's capacity (`memory_slots`) and the release's sentence width J (`sentence_size`).
+
+The official release (MemN2N-babi-matlab in facebook/MemNN) differs from the text in ways that
+are switches here, each off by default (`memnet.presets` "release" turns them all on): its time
+encoding (`time_words`, `time_scale`, `time_rows`), its answer softmax (`answers`) and its cut of
+longer test stories (`recent_only`). With time words a table holds V word rows, then T time rows:
+
+    A, C (V + T, d): rows 0..V-1 words (0 = nil/padding, zero), rows V..V+T-1 the time words
 """
 
 from typing import Annotated, Literal
@@ -41,11 +48,29 @@ class MemN2NConfig:
     relu: bool = False  # ReLU on the controller state between hops (layerwise only; the 10k table)
     empty_memories: bool = True  # the release's memory of sizes.memory_slots slots: those a story leaves
     # unused are empty memories in every hop's softmax (see `forward`); False: only the story's sentences
+    time_words: bool = False  # the release's time encoding: a memory's recency is a "time word" whose vectors are T
+    # extra rows of the word tables A and C (so tied and clipped with them, and scored by W = C^K with answers="table");
+    # False: tables T_A, T_C of their own (sec. 4.1)
+    time_scale: bool = False  # weight the time vectors by the position weights' column J, as the release reads a time
+    # word as the word at place J (needs encoding position-release); False: added as they are
+    time_rows: Literal["memory-size", "memory-slots"] = "memory-size"  # T, the recencies with a vector: "memory-size":
+    # sizes.time_slots (the task's memory size plus room for the noise's gaps); "memory-slots": sizes.memory_slots, the
+    # release's sz = min(50, longest training story). A larger recency (random noise) reads the last row
+    answers: Literal["vocabulary", "table"] = "vocabulary"  # the answer softmax's classes: "vocabulary": the words,
+    # padding left out; "table": every row of W as in the release: the time words too, and the nil word at logit 0
+    # (the release zeroes its column after every update, so no gradient reaches it)
+    recent_only: bool = False  # a story longer than sizes.memory_slots keeps its memory_slots most recent sentences, as
+    # the release cuts test stories to its memory's sz; False: up to the task's memory_size (--memory-size)
     init_std: Annotated[float, Field(gt=0)] = 0.1  # weights from N(0, 0.1) (sec. 4.2)
 
     def __post_init__(self):
         if self.relu and self.tying != "layerwise":
             raise ValueError(f"relu applies to layer-wise tying only: relu=True needs tying='layerwise', got tying={self.tying!r}")
+        if self.time_scale and self.encoding != "position-release":
+            raise ValueError(f"time_scale weights time vectors by the release's position weights: time_scale=True needs "
+                             f"encoding='position-release', got encoding={self.encoding!r}")
+        if (self.time_words or self.time_scale) and not self.temporal:
+            raise ValueError("time_words and time_scale shape the temporal encoding: they need temporal=True")
 
 
 def position_encoding(words: torch.Tensor, dim: int) -> torch.Tensor:
@@ -102,25 +127,36 @@ class MemN2N(nn.Module):
             raise ValueError("temporal encoding needs story data: sizes.time_slots is 0")
         if config.encoding == "position-release" and sizes.sentence_size < 1:
             raise ValueError("encoding='position-release' needs the data's sentence width: sizes.sentence_size is 0")
+        if (config.temporal and config.time_rows == "memory-slots" or config.recent_only) and sizes.memory_slots < 1:
+            raise ValueError("time_rows='memory-slots' and recent_only need the data's memory capacity: sizes.memory_slots is 0")
         self.config, self.sizes = config, sizes
+        V, d, K = sizes.vocab_size, config.dim, config.hops
+        T = sizes.memory_slots if config.time_rows == "memory-slots" else max(1, sizes.time_slots)
+        rows = V + T if config.time_words else V  # rows of a word table: the words, then any time words
+        self.output_classes = rows if config.answers == "table" else V  # logits past these are -inf (memnet.population)
         # Numbers that may differ between the members of a population (memnet.population) are buffers,
         # so each member carries its own: whether the softmax is on (off during linear start), the
-        # memory's capacity (0: no empty memories) and the release's sentence width J.
+        # memory's capacity (0: no empty memories), the release's sentence width J, the vocabulary
+        # (where time words start), the time vectors' count T and the sentences a story keeps (recent_only).
         self.register_buffer("softmax_on", torch.tensor(True), persistent=False)
         self.register_buffer("memory_slots", torch.tensor(sizes.memory_slots if config.empty_memories else 0), persistent=False)
         self.register_buffer("sentence_width", torch.tensor(float(sizes.sentence_size)), persistent=False)
-        V, d, T, K = sizes.vocab_size, config.dim, max(1, sizes.time_slots), config.hops
-        word_table = lambda: nn.Embedding(V, d, padding_idx=0)  # PAD = 0 has a zero, frozen vector
+        self.register_buffer("vocab_rows", torch.tensor(V), persistent=False)
+        self.register_buffer("time_rows", torch.tensor(T), persistent=False)
+        self.register_buffer("story_capacity", torch.tensor(sizes.memory_slots), persistent=False)
+        word_table = lambda: nn.Embedding(rows, d, padding_idx=0)  # PAD = 0 has a zero, frozen vector
+        time_table = lambda: nn.Embedding(T, d)
+        own_times = 0 if config.time_words else 1  # time words live in the word tables
         if config.tying == "adjacent":
             # K + 1 matrices: hop k reads with A^k = E[k-1] and C^k = E[k]; B = E[0]; W^T = E[K]
             self.words = nn.ModuleList(word_table() for _ in range(K + 1))
-            self.times = nn.ModuleList(nn.Embedding(T, d) for _ in range(K + 1))
+            self.times = nn.ModuleList(time_table() for _ in range((K + 1) * own_times))
         else:
             # one A, one C for every hop, a separate question embedding B and answer map W, and H
             self.words = nn.ModuleList(word_table() for _ in range(3))  # A, C, B
-            self.times = nn.ModuleList(nn.Embedding(T, d) for _ in range(2))  # T_A, T_C
+            self.times = nn.ModuleList(time_table() for _ in range(2 * own_times))  # T_A, T_C
             self.H = nn.Linear(d, d, bias=False)
-            self.W = nn.Linear(d, V, bias=False)
+            self.W = nn.Linear(d, rows, bias=False)
         for parameter in self.parameters():
             nn.init.normal_(parameter, std=config.init_std)
         for table in self.words:
@@ -134,11 +170,12 @@ class MemN2N(nn.Module):
     def use_softmax(self, on: bool) -> None:  # the training loop's linear start
         self.softmax_on.fill_(on)
 
-    def hop_tables(self, hop: int) -> tuple[nn.Embedding, nn.Embedding, nn.Embedding, nn.Embedding]:
-        """(A, C, T_A, T_C) of hop 0..K-1."""
-        if self.config.tying == "adjacent":
-            return self.words[hop], self.words[hop + 1], self.times[hop], self.times[hop + 1]
-        return self.words[0], self.words[1], self.times[0], self.times[1]
+    def hop_tables(self, hop: int) -> tuple[nn.Embedding, nn.Embedding, nn.Embedding | None, nn.Embedding | None]:
+        """(A, C, T_A, T_C) of hop 0..K-1; T_A, T_C are None with time words (rows of A and C)."""
+        first, second = (hop, hop + 1) if self.config.tying == "adjacent" else (0, 1)
+        if self.config.time_words:
+            return self.words[first], self.words[second], None, None
+        return self.words[first], self.words[second], self.times[first], self.times[second]
 
     def question_table(self) -> nn.Embedding:
         return self.words[0] if self.config.tying == "adjacent" else self.words[2]
@@ -162,17 +199,43 @@ class MemN2N(nn.Module):
         words, weights = bags
         return (F.embedding(words, table.weight) * weights).sum(-2)  # (..., d)
 
+    def time_vectors(self, words: nn.Embedding, times: nn.Embedding | None, time: torch.Tensor) -> torch.Tensor:
+        """The temporal encoding (sec. 4.1) of memories of recency `time` (b, m): (b, m, d).
+
+        From the table's own T_A / T_C, or with `time_words` from its rows V.. (the release's time
+        words); a recency past the T vectors reads the last (the release's clamp to sz); with
+        `time_scale` weighted by column J of the release's position weights, as its time word sits
+        at place J of every memory: l_kJ = 1 + 4 (k - (d+1)/2)(J - (J+1)/2) / (d J).
+        """
+        time = time.clamp(max=self.time_rows - 1)  # (b, m)
+        if self.config.time_words:
+            vectors = F.embedding(self.vocab_rows + time, words.weight)  # (b, m, d)
+        else:
+            vectors = times(time)  # (b, m, d)
+        if self.config.time_scale:
+            J = self.sentence_width
+            vectors = vectors * (1 + slope("position-release", self.config.dim, vectors.device) * (J - (J + 1) / 2) / J)  # (d,)
+        return vectors
+
+    def update(self, hop: int, u: torch.Tensor, read: torch.Tensor) -> torch.Tensor:
+        """The controller after hop `hop` from its read o: u + o (adjacent), H u + o (layer-wise), then any ReLU. (b, d)"""
+        u = u + read if self.config.tying == "adjacent" else self.H(u) + read  # (b, d)
+        return torch.relu(u) if self.config.relu else u
+
     def forward(self, batch: StoryBatch) -> Output:
         story, mask, query = batch.story, batch.memory_mask, batch.query  # (b, m, w), (b, m), (b, q)
+        if self.config.recent_only:  # slots hold a story oldest first: recency counts back from its last
+            recency = mask.sum(1, keepdim=True) - 1 - torch.arange(mask.shape[1], device=mask.device)  # (b, m)
+            mask = mask & (recency < self.story_capacity)
         story_bags, query_bags = self.bags(story), self.bags(query)  # words and their weights (b, m, w, d), (b, q, d)
         u = self.embed(self.question_table(), query_bags)  # (b, d)
         memories = {}  # table -> its memory vectors (b, m, d); under tying one table serves two hops
 
-        def memory(words: nn.Embedding, times: nn.Embedding) -> torch.Tensor:
+        def memory(words: nn.Embedding, times: nn.Embedding | None) -> torch.Tensor:
             if words not in memories:
                 memories[words] = self.embed(words, story_bags)
                 if self.config.temporal:
-                    memories[words] = memories[words] + times(batch.time)
+                    memories[words] = memories[words] + self.time_vectors(words, times, batch.time)
             return memories[words]
 
         # The memory has `memory_slots` slots; those no sentence fills hold zero vectors and still take
@@ -185,14 +248,18 @@ class MemN2N(nn.Module):
         for hop in range(self.config.hops):
             A, C, T_A, T_C = self.hop_tables(hop)
             read = address(u[:, None], memory(A, T_A), memory(C, T_C), mask, empty=empty, softmax=self.softmax_on)
-            u = u + read.value[:, 0] if self.config.tying == "adjacent" else self.H(u) + read.value[:, 0]  # (b, d)
-            if self.config.relu:
-                u = torch.relu(u)
+            u = self.update(hop, u, read.value[:, 0])  # (b, d)
             attention.append(read.weights[:, 0])  # (b, m)
         if self.config.tying == "adjacent":
-            logits = u @ self.words[-1].weight.T  # (b, V): W^T = C^K
+            logits = u @ self.words[-1].weight.T  # (b, rows): W^T = C^K
         else:
-            logits = self.W(u)  # (b, V)
-        # PAD is never an answer; masking it also keeps C^K's padding row at zero under W^T = C^K
-        logits = logits.masked_fill(torch.arange(logits.shape[-1], device=logits.device) == 0, float("-inf"))
-        return Output(logits, torch.stack(attention, 1))  # (b, V), (b, k, m)
+            logits = self.W(u)  # (b, rows)
+        column = torch.arange(logits.shape[-1], device=logits.device)  # (rows,)
+        if self.config.answers == "table":
+            # the release's nil word: a class whose column of W it zeroes after every update, so its logit is 0;
+            # a constant here, so that no gradient reaches C^K's padding row
+            logits = logits.masked_fill(column == 0, 0.0)
+        else:
+            # PAD is never an answer, nor is a time word; masking PAD also keeps C^K's padding row at zero under W^T = C^K
+            logits = logits.masked_fill((column == 0) | (column >= self.vocab_rows), float("-inf"))
+        return Output(logits, torch.stack(attention, 1))  # (b, rows), (b, k, m)
