@@ -314,6 +314,11 @@ def run_members(members: list[Member], device, compile: bool, progress: bool, ch
         member.state = restore(member.spec, member.out, member.data, model, optimizer, member.shuffle, member.noise,
                                device, member.preset, engine)
         population.load_member(k, model, optimizer)
+    trained = [k for k, member in enumerate(members) if member.state["epoch"] >= member.total_epochs()]
+    if trained:  # stopped between their last checkpoint and their summary: nothing left to train
+        for k in trained:
+            members[k].done = True
+        summarise(population, trained)
     b = population.config.batch_size
     total = sum(member.total_epochs() - member.state["epoch"] for member in members)
     bar = tqdm(total=total, desc=f"population of {len(members)}", unit="epoch", disable=not progress, dynamic_ncols=True)

@@ -531,10 +531,10 @@ def speed_tables(root: Path) -> dict[Path, str]:
     lines = ["# Speed", "", f"Made by `{env['command']}` (code `{env['code_version']}`, torch {env['libraries']['torch']}) on "
              f"{machine['cpu']}, {machine['cores']} cores, GPU: {machine['gpu'] or 'none'}. One thread measures "
              f"{machine['matmul_gflops_one_thread']} GFLOP/s (1024² matmul) and {machine['copy_gbytes_per_s_one_thread']} GB/s (copy).",
-             "", f"## The same work four ways, one after another on one thread", "", f"{work['work']}.", "",
+             "", "## The same work each way, one after another on one thread", "", f"{work['work']}.", "",
              "| path | wall s | mean test error % |", "|---|---|---|"]
     lines += [f"| {mode.replace('_', ' ')} | {numbers['seconds']} | {numbers['mean_test_error']} |" for mode, numbers in work["modes"].items()]
-    lines += ["", f"Compiled population against eager single runs: **{work['speedup']}x** faster; mean test error "
+    lines += ["", f"Compiled population against eager single runs: **{work['speedup']}x** their speed (above 1: faster); mean test error "
               f"{work['fast_mean_test_error']} against {work['eager_mean_test_error']}. Compiling the populations' steps from cold took "
               f"{work['compile_seconds']} s, timed apart before the rows above; the compiled rows then found torch's compile cache warm."]
     if "protocol_1k" in record:

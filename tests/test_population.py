@@ -207,3 +207,13 @@ def test_release_and_gated_populations_on_the_gpu_are_the_runs_alone_on_the_gpu(
         train_population([Member(s, tmp_path / f"member-{k}", load_data(s.task))], device="cuda", compile=True, progress=False)
         train_run(s, tmp_path / f"alone-{k}", progress=False, device="cuda")
         assert_same_run(tmp_path / f"alone-{k}", tmp_path / f"member-{k}")
+
+
+def test_a_member_stopped_before_its_summary_is_summarised_without_training(babi_dir, tmp_path):
+    s = spec(babi_dir, 1, 0, epochs=1, linear_start=0)
+    member = lambda: Member(s, tmp_path / "run", load_data(s.task))
+    train_population([member()], device="cpu", compile=False, progress=False)
+    summary = (tmp_path / "run" / "summary.json").read_text()
+    (tmp_path / "run" / "summary.json").unlink()  # as if stopped after the last checkpoint
+    train_population([member()], device="cpu", compile=False, progress=False)
+    assert len(metrics(tmp_path / "run")) == 1 and (tmp_path / "run" / "summary.json").read_text() == summary
