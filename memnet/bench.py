@@ -9,7 +9,7 @@ missing (a run with a summary.json is never redone; one with only a checkpoint r
 a command with other options is refused, and `--extend` adds models, tasks, data, modes or seeds
 with the same options. One command at a time holds the folder. On CPU independent runs go to
 separate processes, one thread each (the models are too small to use more); on a GPU they run
-one after another.
+one after another. `--engine ray` sends the same units to a Ray cluster instead (memnet.ray_engine).
 """
 
 import functools
@@ -31,7 +31,7 @@ from memnet.train import Diverged, load_data, refuse_other_work, resolve_device,
 from tasks.babi import parse_task_list, task_files
 
 MODES = ("per-task", "joint")
-ENGINES = ("population", "local")
+ENGINES = ("population", "local", "ray")
 GRID_KEYS = ("models", "tasks", "variants", "modes", "repeats")
 
 
@@ -157,17 +157,22 @@ def run_unit(unit: list[Job], device: str, use_wandb: bool, engine: str, compile
 
 def run_bench(name: str, grid: dict, options: dict, *, data_dir=None, results: str | Path = "results",
               workers: int | None = None, device: str = "auto", use_wandb: bool = False, extend: bool = False,
-              command_options: str = "", engine: str = "population", compile: bool = True) -> Path:
+              command_options: str = "", engine: str = "population", compile: bool = True, address: str | None = None) -> Path:
     """Run (or finish) the grid, then write the tables; returns the benchmark folder.
 
     `grid`: models (MODEL[:PRESET] each), tasks, variants, modes, repeats. `options`: {"model": ...,
     "train": ..., "task": ...} given on the command line, applied on top of each model's preset.
     `engine`: "population" trains the runs that can share a population as one (memnet.population,
-    compiled unless `compile` is off), the others alone; "local" trains every run alone, a process each.
+    compiled unless `compile` is off), the others alone; "local" trains every run alone, a process each;
+    "ray" sends the population engine's units to the Ray cluster at `address` (None: a Ray instance on
+    this machine), and the driver writes the records the workers send back (memnet.ray_engine).
     The records are the same either way (to float rounding), so either engine resumes the other's grid.
     """
     if engine not in ENGINES:
         raise SpecError(f"engine: unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    from memnet.ray_engine import check_engine_options
+
+    check_engine_options(engine, address, use_wandb, device)
     if use_wandb:
         engine = "local"  # wandb logs each run's epochs from its own loop
     from memnet.report import write_report
@@ -183,35 +188,53 @@ def run_bench(name: str, grid: dict, options: dict, *, data_dir=None, results: s
     with hold(root, "benchmark folder"):
         started = time.perf_counter()
         record = read_json(root / "bench.json") if (root / "bench.json").exists() else {"invocations": []}
-        gpu = resolve_device(device).type == "cuda"
+        here = resolve_device("cpu" if engine == "ray" else device)  # ray: the units' device is the cluster's (memnet.ray_engine)
+        gpu = here.type == "cuda"
         record.update({"name": name, "grid": grid, "options": options, "command_options": command_options, "missing": missing})
-        record["invocations"].append(environment(resolve_device(device)))
+        record["invocations"].append(environment(here))
         write_json(root / "bench.json", record)
         for message in missing:
             print(f"skipping {message}", file=sys.stderr)
         if use_wandb:
             os.environ["WANDB_RUN_GROUP"] = name  # every run of the benchmark in one wandb group
-        workers = 1 if gpu else (workers or os.cpu_count() or 1)
+        asked_workers, workers = workers, 1 if gpu else (workers or os.cpu_count() or 1)
         todo = [job for job in jobs if not (Path(job.run_dir) / "summary.json").exists()]
         units = units_of(todo, engine)
         workers = min(workers, max(1, len(units)))
         threads = 1 if workers > 1 else torch.get_num_threads()
         bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc=name, unit="run", dynamic_ncols=True)
         run = functools.partial(run_unit, device="cuda" if gpu else "cpu", use_wandb=use_wandb, engine=engine, compile=compile)
-        if workers == 1:
+        cluster = {}  # ray: where the units ran, and the runs that failed
+        if engine == "ray" and units:
+            from memnet.ray_engine import run_on_ray
+
+            cluster = run_on_ray(units, bar, device=device, compile=compile, address=address, workers=asked_workers)
+        elif workers == 1:
             for unit in units:
                 show(bar, unit, run(unit))
         else:
             with ProcessPoolExecutor(max_workers=workers, initializer=start_worker, initargs=(threads,)) as pool:
                 futures = {pool.submit(run, unit): unit for unit in units}
-                for future in as_completed(futures):
-                    show(bar, futures[future], future.result())
+                try:
+                    for future in as_completed(futures):
+                        show(bar, futures[future], future.result())
+                except BaseException:  # Ctrl-C, SIGTERM, a worker killed: stop the others now, not after their runs
+                    processes = list((pool._processes or {}).values())  # no public way; runs in flight resume from checkpoints
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    for process in processes:
+                        process.terminate()
+                    raise
         bar.close()
-        record["invocations"][-1].update(engine=engine, wall_seconds=round(time.perf_counter() - started, 1), runs_trained=len(todo))
+        record["invocations"][-1].update(engine=engine, wall_seconds=round(time.perf_counter() - started, 1), runs_trained=len(todo),
+                                         **({"ray": cluster} if cluster else {}))
         write_json(root / "bench.json", record)
         tables = write_report(root)
     print(tables)
     print(f"tables and run records in {root}")
+    failed = cluster.get("failed", [])
+    if failed:
+        print(f"{len(failed)} run(s) failed and are not in the tables (errors above and in bench.json); "
+              "the same command trains them again", file=sys.stderr)
     if use_wandb:
         log_table_to_wandb(name, root)
     return root

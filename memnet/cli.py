@@ -4,7 +4,9 @@ import argparse
 import dataclasses
 import json
 import shlex
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from memnet.models import MODELS
@@ -185,10 +187,14 @@ def add_bench_parser(commands) -> None:
     parser.add_argument("--repeats", type=int, default=1, help="seeds per task, from --seed on; the table keeps the best by valid error")
     parser.add_argument("--data-dir", help=DATA_DIR_HELP)
     parser.add_argument("--results", default="results", help="where benchmark folders go (default results/)")
-    parser.add_argument("--workers", type=int, help="parallel runs on CPU (default: one per core)")
+    parser.add_argument("--workers", type=int, help="parallel runs on CPU (default: one per core; with --engine ray and no "
+                                                    "--address, the CPUs of the Ray instance started here)")
     parser.add_argument("--extend", action="store_true", help="add models, tasks, data, modes or seeds to an existing benchmark (same options)")
-    parser.add_argument("--engine", default="population", choices=["population", "local"],
-                        help="population (default): runs that can share one train as one compiled population; local: every run alone, a process each")
+    parser.add_argument("--engine", default="population", choices=["population", "local", "ray"],
+                        help="population (default): runs that can share one train as one compiled population; local: every run alone, "
+                             "a process each; ray: the population engine's units as Ray tasks (pip install 'memnet[ray]')")
+    parser.add_argument("--address", help="with --engine ray: the Ray cluster, HOST:PORT of its head or auto (the one this "
+                                          "machine joined); without it, a Ray instance is started on this machine")
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
                         help="compile population steps with torch.compile (default; falls back to eager where it cannot)")
     add_spec_flags(parser)
@@ -203,7 +209,8 @@ def run_bench(args) -> None:
     options = given_options(args)
     spelled = " ".join(shlex.quote(word) for word in sys.argv[1:] if word)  # shown when a re-run's options differ
     bench(args.name, grid, options, data_dir=args.data_dir, results=args.results, workers=args.workers, device=args.device,
-          use_wandb=args.wandb, extend=args.extend, command_options=spelled, engine=args.engine, compile=args.compile)
+          use_wandb=args.wandb, extend=args.extend, command_options=spelled, engine=args.engine, compile=args.compile,
+          address=args.address)
 
 
 def add_inspect_parser(commands) -> None:
@@ -285,6 +292,10 @@ def run_data_generate(args) -> None:
     print(f"wrote {len(paths)} files to {Path(args.out) / args.variant}; train with --data-dir {args.out}")
 
 
+def stop(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="memnet", description="Memory networks and attention for question answering.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -299,6 +310,8 @@ def main(argv=None) -> None:
     from memnet.records import code_identity
 
     code_identity()  # the code this process imported, taken before a long command gives anyone time to edit it
+    if threading.current_thread() is threading.main_thread():  # a polite kill stops like Ctrl-C: finished runs kept,
+        signal.signal(signal.SIGTERM, stop)  # the one in flight resumable
     try:
         args.run(args)
     except (ValueError, OSError, RuntimeError) as error:  # bad input, a damaged record, a full disk: one line, no traceback
