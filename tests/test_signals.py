@@ -60,3 +60,16 @@ def test_a_bench_worker_killed_mid_epoch_loses_only_its_run_in_flight(babi_dir, 
     for seed in (0, 1):
         summary = lambda root: json.loads((root / "b" / "runs" / "memn2n" / "en-per-task" / "task-1" / f"seed-{seed}" / "summary.json").read_text())
         assert summary(tmp_path / "cut")["test_error"] == summary(tmp_path / "whole")["test_error"]
+
+
+def test_a_run_folder_copied_without_its_checkpoint_trains_again_from_the_start(babi_dir, tmp_path):
+    args = ["train", "--task", "babi:1", "--data-dir", str(babi_dir), *TINY, "--quiet", "--epochs", "3"]
+    first = subprocess.run(memnet(*args, "--out", str(tmp_path / "run")), capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    (tmp_path / "run" / "checkpoint.pt").unlink()
+    (tmp_path / "run" / "summary.json").unlink()
+    again = subprocess.run(memnet(*args, "--out", str(tmp_path / "run"), "--resume"), capture_output=True, text=True)
+    assert again.returncode == 0 and "has no checkpoint: training this run from the start" in again.stderr
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["test_error"] == summary["test_error"]
+    assert lines(tmp_path / "run" / "metrics.jsonl") == 3
