@@ -23,7 +23,7 @@ from memnet.spec import resolve
 from memnet.train import train_run
 from tasks.babi import parse_file
 from tests.conftest import write_task
-from tests.test_download import Server, good_members, make_tgz
+from tests.test_download import Server, good_members, make_tgz, server  # noqa: F401 (server: the local download server fixture)
 
 TRAIN, TEST = "qa1_single-supporting-fact_train.txt", "qa1_single-supporting-fact_test.txt"
 REAL_FDOPEN = os.fdopen
@@ -227,14 +227,6 @@ CASES = {
     "generate --questions 0": lambda env: (["data", "generate", "--out", env.tmp / "gen", "--tasks", "1", "--questions", "0"],
                                            ["questions", "at least 1"]),
 }
-
-
-@pytest.fixture
-def server():
-    s = Server()
-    yield s
-    s.httpd.shutdown()
-    s.httpd.server_close()
 
 
 @pytest.mark.parametrize("name", list(CASES))
