@@ -14,6 +14,7 @@ one after another. `--engine ray` sends the same units to a Ray cluster instead 
 
 import functools
 import os
+import signal
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -133,6 +134,9 @@ def units_of(jobs: list[Job], engine: str) -> list[list[Job]]:
 
 
 def start_worker(threads: int) -> None:
+    # Ctrl-C and SIGTERM are the driver's to handle: it stops the workers itself (their runs resume from checkpoints)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     torch.set_num_threads(threads)
     code_identity()  # the code this worker imported, before anything can change on disk
 
