@@ -141,22 +141,25 @@ def start_worker(threads: int) -> None:
     code_identity()  # the code this worker imported, before anything can change on disk
 
 
-def run_job(job: Job, device: str, use_wandb: bool) -> dict:
+def run_job(job: Job, device: str, use_wandb: bool, data=None) -> dict:
     """Train one seed alone; returns its summary ({"diverged": why} when its loss blew up)."""
     resume = (Path(job.run_dir) / "config.json").exists()
     try:
         return train_run(job.spec, job.run_dir, resume=resume, progress=False, device=device, use_wandb=use_wandb,
-                         data=cached_data(job.spec.task), preset=job.preset or None)
+                         data=data or cached_data(job.spec.task), preset=job.preset or None)
     except Diverged as error:
         return {"diverged": str(error)}
 
 
-def run_unit(unit: list[Job], device: str, use_wandb: bool, engine: str, compile: bool) -> list[dict]:
-    """Train a unit (in a worker process): one run alone, or a population; returns each run's summary."""
+def run_unit(unit: list[Job], device: str, use_wandb: bool, engine: str, compile: bool, data: list | None = None,
+             checkpoint_seconds: float = 60.0) -> list[dict]:
+    """Train a unit (in a worker process): one run alone, or a population; returns each run's summary.
+    `data`: each job's TaskData when the caller has it (a Ray worker gets it from the driver)."""
+    data = data or [cached_data(job.spec.task) for job in unit]
     if engine == "local" or population_key(unit[0].spec) is None:
-        return [run_job(job, device, use_wandb) for job in unit]
-    members = [Member(job.spec, Path(job.run_dir), cached_data(job.spec.task), job.preset or None) for job in unit]
-    return train_population(members, device=device, compile=compile, progress=False)
+        return [run_job(job, device, use_wandb, task_data) for job, task_data in zip(unit, data)]
+    members = [Member(job.spec, Path(job.run_dir), task_data, job.preset or None) for job, task_data in zip(unit, data)]
+    return train_population(members, device=device, compile=compile, progress=False, checkpoint_seconds=checkpoint_seconds)
 
 
 def run_bench(name: str, grid: dict, options: dict, *, data_dir=None, results: str | Path = "results",

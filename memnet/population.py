@@ -38,8 +38,8 @@ from memnet.locks import hold
 from memnet.models import POPULATION, build_model
 from memnet.records import read_json, save_torch, write_json
 from memnet.spec import RunSpec
-from memnet.train import (checkpoint, clip_scale, epoch_order, gradient_norms, learning_rate, make_optimizer, percent_by_task,
-                          refuse_other_work, resolve_device, restore, summary_record)
+from memnet.train import (checkpoint, clip_scale, end_epoch, epoch_order, gradient_norms, learning_rate, make_optimizer,
+                          percent_by_task, phase_of, refuse_other_work, resolve_device, restore, summary_record, total_epochs)
 from tasks.registry import TaskData
 
 EVAL_ROWS = 128  # rows per member in one evaluation call (splits are padded to a multiple of it)
@@ -72,8 +72,7 @@ class Member:
     diverged: str | None = None
 
     def total_epochs(self) -> int:
-        config = self.spec.train
-        return (self.state["main_from"] if self.state["main_from"] is not None else config.linear_start) + config.epochs
+        return total_epochs(self.spec.train, self.state)
 
 
 def stack(batches: list[Batch], dims: dict[str, list[int]], rows: int, device) -> Batch:
@@ -332,7 +331,7 @@ def run_members(members: list[Member], device, compile: bool, progress: bool, ch
         perms, steps = {}, 0
         for k in live:
             member = members[k]
-            phases[k] = "linear" if member.state["main_from"] is None else "softmax"
+            phases[k] = phase_of(member.state)
             rates[k] = learning_rate(member.spec.train, member.state["epoch"], member.state["main_from"])
             on[k] = phases[k] == "softmax"
             perms[k] = epoch_order(len(member.data.splits["train"]), member.spec.train, member.shuffle)
@@ -398,13 +397,7 @@ def finish_epoch(population: Population, k: int, phase: str, lr: float, train_lo
         print(f"member diverged and is left out: {member.diverged}", file=sys.stderr)
         return
     valid_loss, valid_error = valid_loss / n_valid, valid_wrong[:n_valid].sum().item() / n_valid
-    if phase == "linear":
-        stalled = valid_loss >= state["best_linear_loss"] and config.linear_start_until == "plateau"
-        state["best_linear_loss"] = min(state["best_linear_loss"], valid_loss)
-        if stalled or epoch + 1 >= config.linear_start:
-            state["main_from"] = epoch + 1
-    state["epoch"] = epoch + 1
-    state["seconds"] += seconds
+    end_epoch(config, state, phase, valid_loss, seconds)
     line = {"epoch": epoch, "phase": phase, "lr": lr, "train_loss": train_loss / n_train, "train_error": train_wrong / n_train,
             "valid_loss": valid_loss, "valid_error": valid_error, "seconds": round(seconds, 4)}
     with open(member.out / "metrics.jsonl", "a") as file:

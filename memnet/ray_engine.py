@@ -87,20 +87,9 @@ def stamps_of(folders: dict[str, Path]) -> dict[str, dict[str, tuple]]:
 
 def train_into(unit, data, device: str, compile: bool, checkpoint_seconds: float) -> list[dict]:
     """Train a unit whose jobs name local folders: memnet.bench.run_unit, with the data the driver sent."""
-    from memnet.population import Member, population_key, train_population
-    from memnet.train import Diverged, train_run
+    from memnet.bench import run_unit
 
-    if population_key(unit[0].spec) is None:
-        summaries = []
-        for job, task_data in zip(unit, data):
-            try:
-                summaries.append(train_run(job.spec, job.run_dir, resume=True, progress=False, device=device,
-                                           data=task_data, preset=job.preset or None))
-            except Diverged as error:
-                summaries.append({"diverged": str(error)})
-        return summaries
-    members = [Member(job.spec, Path(job.run_dir), task_data, job.preset or None) for job, task_data in zip(unit, data)]
-    return train_population(members, device=device, compile=compile, progress=False, checkpoint_seconds=checkpoint_seconds)
+    return run_unit(unit, device, False, "population", compile, data=data, checkpoint_seconds=checkpoint_seconds)
 
 
 def train_unit(unit, records: dict, data_refs: list, device: str, compile: bool, checkpoint_seconds: float, command: list[str]):

@@ -288,6 +288,29 @@ def set_global_generators(saved: dict) -> None:
         torch.cuda.set_rng_state_all(saved["cuda"])
 
 
+def total_epochs(config: TrainSpec, state: dict) -> int:
+    """Epochs a run trains in all: its linear start (as long as it lasted, or is planned to) and the main schedule."""
+    return (state["main_from"] if state["main_from"] is not None else config.linear_start) + config.epochs
+
+
+def phase_of(state: dict) -> str:
+    return "linear" if state["main_from"] is None else "softmax"
+
+
+def end_epoch(config: TrainSpec, state: dict, phase: str, valid_loss: float, seconds: float) -> None:
+    """The loop state after an epoch: linear start ends after its epochs, or once validation loss stops
+    falling ("plateau"); the softmax comes back and the main schedule starts next epoch. Lone runs and
+    population members share this."""
+    epoch = state["epoch"]
+    if phase == "linear":
+        stalled = valid_loss >= state["best_linear_loss"] and config.linear_start_until == "plateau"
+        state["best_linear_loss"] = min(state["best_linear_loss"], valid_loss)
+        if stalled or epoch + 1 >= config.linear_start:
+            state["main_from"] = epoch + 1
+    state["epoch"] = epoch + 1
+    state["seconds"] += seconds
+
+
 def train_held(spec: RunSpec, out: Path, resume: bool, progress: bool, device: torch.device, use_wandb: bool,
                data: TaskData | None, preset: str | None) -> dict:
     config, checkpoint_path = spec.train, out / "checkpoint.pt"
@@ -307,14 +330,10 @@ def train_held(spec: RunSpec, out: Path, resume: bool, progress: bool, device: t
     else:
         logger = None
 
-    def total_epochs():
-        return (state["main_from"] if state["main_from"] is not None else config.linear_start) + config.epochs
-
-    bar = tqdm(total=total_epochs(), initial=state["epoch"], desc=f"{spec.model.name} {spec.task.name} seed {config.seed}",
+    bar = tqdm(total=total_epochs(config, state), initial=state["epoch"], desc=f"{spec.model.name} {spec.task.name} seed {config.seed}",
                disable=not progress, unit="epoch", dynamic_ncols=True)
-    while state["epoch"] < total_epochs():
-        epoch, started = state["epoch"], time.perf_counter()
-        phase = "linear" if state["main_from"] is None else "softmax"
+    while state["epoch"] < total_epochs(config, state):
+        epoch, started, phase = state["epoch"], time.perf_counter(), phase_of(state)
         if config.linear_start:  # linear start takes the memory softmax out (spec checks the model has one)
             model.use_softmax = phase == "softmax"
         lr = learning_rate(config, epoch, state["main_from"])
@@ -325,13 +344,7 @@ def train_held(spec: RunSpec, out: Path, resume: bool, progress: bool, device: t
         except Diverged as error:
             raise Diverged(f"{out}: {error} at epoch {epoch + 1} (seed {config.seed}); try a lower --lr or clipping") from None
         valid = evaluate(model, splits["valid"])
-        if phase == "linear":
-            stalled = valid["loss"] >= state["best_linear_loss"] and config.linear_start_until == "plateau"
-            state["best_linear_loss"] = min(state["best_linear_loss"], valid["loss"])
-            if stalled or epoch + 1 >= config.linear_start:
-                state["main_from"] = epoch + 1  # put the softmax back; the main schedule starts next epoch
-        state["epoch"] = epoch + 1
-        state["seconds"] += time.perf_counter() - started
+        end_epoch(config, state, phase, valid["loss"], time.perf_counter() - started)
         line = {"epoch": epoch, "phase": phase, "lr": lr, "train_loss": train_loss,
                 "train_error": wrong.sum().item() / len(wrong), "valid_loss": valid["loss"], "valid_error": valid["error"],
                 "seconds": round(time.perf_counter() - started, 4)}
@@ -340,7 +353,7 @@ def train_held(spec: RunSpec, out: Path, resume: bool, progress: bool, device: t
         save_torch(checkpoint_path, checkpoint(spec, data, model, optimizer, shuffle, noise, state))
         if logger:
             wandb_log.log_epoch(logger, line, model, splits["valid"])
-        bar.total = total_epochs()
+        bar.total = total_epochs(config, state)
         bar.set_postfix(loss=f"{line['train_loss']:.3f}", valid_err=f"{100 * valid['error']:.1f}%")
         bar.update(1)
     bar.close()

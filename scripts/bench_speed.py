@@ -92,8 +92,7 @@ def same_work(plan: dict, data_dir: str, scratch: Path) -> dict:
     def populations(folder, compile):
         units = bench.units_of([bench.Job(spec, "", str(folder / f"run-{k}")) for k, spec in enumerate(specs)], "population")
         return [summary for unit in units for summary in
-                train_population([Member(job.spec, Path(job.run_dir), data[job.spec.task]) for job in unit],
-                                 device="cpu", compile=compile, progress=False)]
+                bench.run_unit(unit, "cpu", False, "population", compile, data=[data[job.spec.task] for job in unit])]
 
     paths = {
         "eager_single": lambda folder: [train_run(spec, folder / f"run-{k}", progress=False, device="cpu", data=data[spec.task])

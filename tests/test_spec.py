@@ -6,12 +6,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from memnet import bench
 from memnet.cli import main
 from memnet.locks import hold
 from memnet.spec import SpecError, TrainSpec, differences, resolve
