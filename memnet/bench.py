@@ -118,8 +118,15 @@ def memory_bucket(slots: int) -> int:
     return 16 if slots <= 16 else 64
 
 
-def units_of(jobs: list[Job], engine: str) -> list[list[Job]]:
-    """What one worker trains at a time: runs that can share a population (memnet.population), or one run."""
+def units_of(jobs: list[Job], engine: str, workers: int = 1) -> list[list[Job]]:
+    """What one worker trains at a time, costliest first: runs that can share a population
+    (memnet.population), or one run.
+
+    With several workers each population is cut into parts of about equal work, so that the
+    workers finish together: 2 * workers parts in all, each population getting its share by its
+    work (`work`). A part costs one more compile (seconds, from torch's cache after the first), far
+    less than a worker left idle while another trains a population twice the size. Members are
+    ordered by their stories' shape first, so a part pads to shapes near its own."""
     if engine == "local":
         return [[job] for job in jobs]
     populations, alone = {}, []
@@ -130,7 +137,27 @@ def units_of(jobs: list[Job], engine: str) -> list[list[Job]]:
         else:
             bucket = memory_bucket(cached_data(job.spec.task).sizes.memory_slots)
             populations.setdefault((key, job.spec.task.variant, bucket), []).append(job)
-    return sorted(populations.values(), key=len, reverse=True) + alone
+    groups = list(populations.values())
+    total = sum(work(group) for group in groups)
+    units = []
+    for group in groups:
+        group.sort(key=lambda job: (shape_of(job), job.spec.task.name, job.spec.train.seed))
+        parts = 1 if workers == 1 else max(1, min(len(group), round(2 * workers * work(group) / total)))
+        units += [group[len(group) * i // parts : len(group) * (i + 1) // parts] for i in range(parts)]
+    return sorted(units, key=work, reverse=True) + alone
+
+
+def shape_of(job: Job) -> tuple[int, int]:
+    sizes = cached_data(job.spec.task).sizes
+    return sizes.memory_slots, sizes.sentence_size
+
+
+def work(unit: list[Job]) -> float:
+    """A population's training work, roughly: members x training questions x epochs x the padded
+    story (slots x words), which the step's lookups scale with."""
+    slots, words = (max(size) for size in zip(*(shape_of(job) for job in unit)))
+    questions = max(len(cached_data(job.spec.task).splits["train"]) * job.spec.train.epochs for job in unit)
+    return len(unit) * questions * slots * words
 
 
 def start_worker(threads: int) -> None:
@@ -206,7 +233,7 @@ def run_bench(name: str, grid: dict, options: dict, *, data_dir=None, results: s
             os.environ["WANDB_RUN_GROUP"] = name  # every run of the benchmark in one wandb group
         asked_workers, workers = workers, 1 if gpu else (workers or os.cpu_count() or 1)
         todo = [job for job in jobs if not (Path(job.run_dir) / "summary.json").exists()]
-        units = units_of(todo, engine)
+        units = units_of(todo, engine, workers)
         workers = min(workers, max(1, len(units)))
         threads = 1 if workers > 1 else torch.get_num_threads()
         bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc=name, unit="run", dynamic_ncols=True)

@@ -217,3 +217,15 @@ def test_a_member_stopped_before_its_summary_is_summarised_without_training(babi
     (tmp_path / "run" / "summary.json").unlink()  # as if stopped after the last checkpoint
     train_population([member()], device="cpu", compile=False, progress=False)
     assert len(metrics(tmp_path / "run")) == 1 and (tmp_path / "run" / "summary.json").read_text() == summary
+
+
+def test_with_several_workers_the_bench_cuts_populations_into_parts_of_about_equal_work(mixed, tmp_path):
+    grid = {"models": ["memn2n"], "tasks": "1-2", "variants": ["en"], "modes": ["per-task"], "repeats": 4}
+    jobs, _ = bench.make_grid(tmp_path / "b", grid, {"model": {}, "train": {"epochs": 1}, "task": {}}, mixed)
+    whole = bench.units_of(jobs, "population", workers=1)
+    parts = bench.units_of(jobs, "population", workers=2)
+    assert len(parts) > len(whole)
+    assert sorted(job.run_dir for unit in parts for job in unit) == sorted(job.run_dir for job in jobs)  # each run once
+    assert [bench.work(unit) for unit in parts] == sorted((bench.work(unit) for unit in parts), reverse=True)
+    for unit in parts:  # a part never mixes what cannot share a population
+        assert len({(population_key(job.spec), bench.memory_bucket(bench.shape_of(job)[0])) for job in unit}) == 1
