@@ -9,7 +9,7 @@ import pytest
 
 from memnet.cli import main
 from memnet.records import write_json
-from memnet.report import babi_tables, build_tables, kind_of, stale_tables
+from memnet.report import ABLATION_RECORD, ablation_tables, babi_tables, build_tables, kind_of, stale_tables
 from memnet.selection import RULE, best_of
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
@@ -88,6 +88,7 @@ def test_every_folder_of_results_is_rebuilt_or_named_as_not(capsys):
     kinds = {folder.name: kind_of(folder) for folder in RESULTS.iterdir() if folder.is_dir()}
     assert kinds.pop("faithfulness") == "faithfulness" and kinds.pop("timing") == "timing"
     assert kinds.pop("sequences") == "sequences" and kinds.pop("speed") == "speed"
+    assert kinds.pop("babi-1k-release-ablation", "ablation") == "ablation"
     assert kinds.pop("attention") is None  # made by its script
     assert kinds.pop("serve") is None  # a screenshot of memnet serve, made by scripts/serve_screenshot.py
     assert set(kinds.values()) == {"babi"}
@@ -97,3 +98,21 @@ def test_committed_tables_match_their_records():
     """`memnet report results --check`: every committed table is what its records give, byte for byte."""
     stale = stale_tables(build_tables(RESULTS))
     assert not stale, f"rebuild with `memnet report results`: {[str(path) for path in stale]}"
+
+
+def test_the_ablation_table_reads_each_arm_against_the_baseline(tmp_path):
+    for task in (1, 2):  # the baseline: task 1 solved, task 2 at 10%; two seeds each
+        for seed in (0, 1):
+            fake_run(tmp_path / "base", "memn2n-release", task, seed, valid=seed, test=[0.0, 10.0][task - 1] + seed)
+            fake_run(tmp_path / "abl" / "slow-lr", "memn2n-release", task, seed, valid=seed, test=[20.0, 10.0][task - 1] + seed)
+    write_json(tmp_path / "abl" / ABLATION_RECORD, {"baseline": "base", "arms": {"slow-lr": "--lr 0.01", "not-run": "--x"},
+                                                    "invocations": []})
+    assert kind_of(tmp_path / "abl") == "ablation"
+    tables = ablation_tables(tmp_path / "abl")
+    results = json.loads(tables[tmp_path / "abl" / "results.json"])
+    base, arm = results["arms"]  # an arm with no runs yet is left out
+    assert (base["best"], base["failed"], base["seed_mean"]) == (5.0, 1, 5.5)  # seed 0 is best by validation
+    assert (arm["best"], arm["failed"], arm["seed_mean"]) == (15.0, 2, 15.5)
+    assert arm["moved"] == ["1: 0.0 -> 20.0"]
+    assert "| slow-lr | `--lr 0.01` | 2 | 15.0 | 2 | 15.5 ± 0.7 | +10.0 | +10.0 | 1: 0.0 -> 20.0 |" in tables[tmp_path / "abl" / "summary.md"]
+    assert tmp_path / "abl" / "slow-lr" / "summary.md" in tables  # the arm's own per-task table
