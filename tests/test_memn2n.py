@@ -171,8 +171,9 @@ def test_split_word_weights_give_the_papers_weighted_sum_of_word_vectors(encodin
     sizes = DataSizes(vocab_size=9, num_classes=9, memory_size=50, memory_slots=3, sentence_size=5, time_slots=55)
     model = MemN2N(MemN2NConfig(dim=6, encoding=encoding), sizes)
     words = torch.tensor([[[2, 3, 4, 0], [5, 5, 0, 0], [0, 0, 0, 0]]])  # (b, m, w); a repeated word, an empty sentence
-    table = model.words[1]
     place = {"bow": torch.ones(4, 6), "position": position_encoding(words, 6),
              "position-release": release_position_encoding(words, 6, 5)}[encoding]
-    expected = (table(words) * place).sum(-2)  # (b, m, d)
-    assert torch.allclose(model.embed(table, model.bags(words)), expected, atol=1e-6)
+    tables = [model.words[1], model.words[2]]  # read as one, each in its own slice
+    sentences = model.embed(tables, model.bags(words))  # (b, m, 2, d)
+    for k, table in enumerate(tables):
+        assert torch.allclose(sentences[:, :, k], (table(words) * place).sum(-2), atol=1e-6)

@@ -192,19 +192,26 @@ class MemN2N(nn.Module):
             weights = weights + beta[..., None] * slope(self.config.encoding, self.config.dim, words.device)  # (..., w, d)
         return words, weights * (words != 0)[..., None]
 
-    def embed(self, table: nn.Embedding, bags: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        """Sentence vectors (..., d): the weighted sum of the words' vectors.
+    def embed(self, tables: list[nn.Embedding], bags: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """Sentence vectors in each table (..., n, d): the weighted sums of the words' vectors.
 
+        The n tables are read as one (their columns side by side), so each word is looked up once.
         Compiled (memnet.population), the sum is written out word by word: the lookups, weights and
-        sum then fuse into one loop over d, reading whole table rows. Written as a reduction over w,
-        inductor vectorises across the words instead, with a masked gather per
-        dimension, several times slower on sentences of 9 words or more. Eagerly, one lookup of all
-        the words is fewer calls. (Weighted bags over the vocabulary times the table, also
-        tried, cost V/w times the arithmetic.)"""
-        words, weights = bags
+        sum then fuse into one loop over the n * d columns, reading whole table rows. Written as a
+        reduction over w, inductor vectorises across the words instead, with a masked gather per
+        column, several times slower on sentences of 9 words or more. Eagerly, one lookup of all the
+        words is fewer calls. (Weighted bags over the vocabulary times the tables, also tried, cost
+        V/w times the arithmetic.)"""
+        words, weights = bags  # (..., w), (..., w, d)
+        table = torch.cat([t.weight for t in tables], -1) if len(tables) > 1 else tables[0].weight  # (rows, n d)
+        rows = lambda looked_up: looked_up.view(*looked_up.shape[:-1], len(tables), -1)  # (..., n, d)
         if torch.compiler.is_compiling():
-            return sum(F.embedding(words[..., j], table.weight) * weights[..., j, :] for j in range(words.shape[-1]))
-        return (F.embedding(words, table.weight) * weights).sum(-2)  # (..., d)
+            return sum(rows(F.embedding(words[..., j], table)) * weights[..., j, None, :] for j in range(words.shape[-1]))
+        return (rows(F.embedding(words, table)) * weights[..., None, :]).sum(-3)
+
+    def story_tables(self) -> list[nn.Embedding]:
+        """The word tables that read the story: adjacent, A^1 = E[0] .. A^K = E[K-1] and C^K = E[K]; layer-wise, A and C."""
+        return list(self.words) if self.config.tying == "adjacent" else [self.words[0], self.words[1]]
 
     def time_vectors(self, words: nn.Embedding, times: nn.Embedding | None, time: torch.Tensor) -> torch.Tensor:
         """The temporal encoding (sec. 4.1) of memories of recency `time` (b, m): (b, m, d).
@@ -235,14 +242,18 @@ class MemN2N(nn.Module):
             recency = mask.sum(1, keepdim=True) - 1 - torch.arange(mask.shape[1], device=mask.device)  # (b, m)
             mask = mask & (recency < self.story_capacity)
         story_bags, query_bags = self.bags(story), self.bags(query)  # words and their weights (b, m, w, d), (b, q, d)
-        u = self.embed(self.question_table(), query_bags)  # (b, d)
+        u = self.embed([self.question_table()], query_bags)[:, 0]  # (b, d)
+        tables = self.story_tables()
+        sentences = self.embed(tables, story_bags)  # (b, m, n, d): the story in every table at once
+        times = dict(zip(tables, self.times)) if self.config.temporal and not self.config.time_words else {}
+
         memories = {}  # table -> its memory vectors (b, m, d); under tying one table serves two hops
 
-        def memory(words: nn.Embedding, times: nn.Embedding | None) -> torch.Tensor:
+        def memory(words: nn.Embedding) -> torch.Tensor:
             if words not in memories:
-                memories[words] = self.embed(words, story_bags)
+                memories[words] = sentences[:, :, tables.index(words)]
                 if self.config.temporal:
-                    memories[words] = memories[words] + self.time_vectors(words, times, batch.time)
+                    memories[words] = memories[words] + self.time_vectors(words, times.get(words), batch.time)
             return memories[words]
 
         # The memory has `memory_slots` slots; those no sentence fills hold zero vectors and still take
@@ -253,8 +264,8 @@ class MemN2N(nn.Module):
 
         attention = []
         for hop in range(self.config.hops):
-            A, C, T_A, T_C = self.hop_tables(hop)
-            read = address(u[:, None], memory(A, T_A), memory(C, T_C), mask, empty=empty, softmax=self.softmax_on)
+            A, C, _, _ = self.hop_tables(hop)
+            read = address(u[:, None], memory(A), memory(C), mask, empty=empty, softmax=self.softmax_on)
             u = self.update(hop, u, read.value[:, 0])  # (b, d)
             attention.append(read.weights[:, 0])  # (b, m)
         if self.config.tying == "adjacent":
