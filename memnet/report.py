@@ -524,12 +524,16 @@ def sequences_tables(root: Path) -> dict[Path, str]:
 # ---- speed (scripts/bench_speed.py) -----------------------------------------------------------------------------------
 
 SPEED_RECORD = "speed.json"
+SPEED_PROTOCOLS = {  # speed.json key -> its section's title, and the wall-time target in minutes on the 2-core CPU
+    "protocol_1k": ("The 1k per-task protocol", 4), "joint": ("Joint training, 10 seeds", 15),
+    "protocol_10k": ("The 10k per-task protocol", 25)}
 
 
 def speed_tables(root: Path) -> dict[Path, str]:
     """summary.md from speed.json: the same work four ways, and the 1k protocol on the fast path."""
     record = read_json(root / SPEED_RECORD)
-    machine, work, env = record["machine"], record["same_work"], record["environment"]
+    machine, work = record["machine"], record["same_work"]
+    env = work.get("environment", record["environment"])  # the same-work part may come from an earlier run (--keep-same-work)
     lines = ["# Speed", "", f"Made by `{env['command']}` (code `{env['code_version']}`, torch {env['libraries']['torch']}) on "
              f"{machine['cpu']}, {machine['cores']} cores, GPU: {machine['gpu'] or 'none'}. One thread measures "
              f"{machine['matmul_gflops_one_thread']} GFLOP/s (1024² matmul) and {machine['copy_gbytes_per_s_one_thread']} GB/s (copy).",
@@ -539,11 +543,14 @@ def speed_tables(root: Path) -> dict[Path, str]:
     lines += ["", f"Compiled population against eager single runs: **{work['speedup']}x** their speed (above 1: faster); mean test error "
               f"{work['fast_mean_test_error']} against {work['eager_mean_test_error']}. Compiling the populations' steps from cold took "
               f"{work['compile_seconds']} s, timed apart before the rows above; the compiled rows then found torch's compile cache warm."]
-    if "protocol_1k" in record:
-        run = record["protocol_1k"]
-        lines += ["", "## The 1k per-task protocol on the fast path", "",
-                  f"{run['runs']} runs in **{run['seconds'] / 60:.1f} min** of wall time ({run['device']}; code `{run['code_version']}`), "
-                  f"mean best-of-N test error {run['mean_best_test_error']} (table: `{run['benchmark']}/summary.md`).",
+    for key, (title, target) in SPEED_PROTOCOLS.items():
+        if key not in record:
+            continue
+        run = record[key]
+        lines += ["", f"## {title} on the fast path", "",
+                  f"{run['runs']} runs in **{run['seconds'] / 60:.1f} min** of wall time (the target on this CPU: at most {target} min; "
+                  f"{run['device']}; code `{run['code_version']}`), mean best-of-N test error {run['mean_best_test_error']} "
+                  f"(table: `{run['benchmark']}/summary.md`).",
                   f"Its training steps count {run['train_step_flops'] / 1e12:.2f} TFLOP and at most {run['train_step_bytes'] / 1e12:.2f} TB "
                   f"of memory traffic (each op's inputs and outputs, unfused): {run['achieved_gflops']} GFLOP/s and "
                   f"{run['achieved_gbytes_per_s']} GB/s achieved over the whole run, against {machine['matmul_gflops_one_thread']} GFLOP/s "

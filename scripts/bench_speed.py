@@ -9,9 +9,10 @@ Parts:
              another on one thread: eager single runs (memnet train's path), compiled single runs,
              an eager population, a compiled population (memnet bench's default). Wall seconds and mean
              test error of each; compile time separately (the first step of each compiled graph)
-  protocol   the 1k per-task protocol on the fast path: read from a benchmark folder that `memnet bench`
-             trained (--protocol NAME), with its FLOPs and bytes per step counted on one eager step per
-             population, so the record says how far the protocol runs from this machine's limits
+  protocols  the 1k per-task protocol, joint training and the 10k protocol on the fast path: each read from a
+             benchmark folder that `memnet bench` trained (--protocol-1k NAME, --joint NAME, --protocol-10k NAME),
+             with its FLOPs and bytes per step counted on one eager step per population, so the record says
+             how far it runs from this machine's limits
 
 Every number comes from this run (or, for the protocol, from that benchmark's own record).
 """
@@ -29,6 +30,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from memnet import bench
 from memnet.population import Member, Population, train_population
+from memnet.batches import noise_draws
 from memnet.records import environment, read_json, write_json
 from memnet.report import write_tables
 from memnet.spec import resolve
@@ -117,10 +119,7 @@ def compile_populations(specs, data) -> float:
     units = bench.units_of([bench.Job(spec, "", "") for spec in specs], "population")
     for unit in units:
         population = Population([Member(job.spec, Path("."), data[job.spec.task]) for job in unit], torch.device("cpu"), compile=True)
-        p, b = len(unit), population.config.batch_size
-        args = (population.params, population.moments, population.buffers, population.splits["train"],
-                torch.zeros(p, b, dtype=torch.long), torch.rand(p, b), torch.rand(p, b, 5), torch.ones(p, dtype=torch.bool),
-                population.answers, torch.full((p,), 0.01), torch.full((p,), 40.0), torch.ones(p, dtype=torch.bool))
+        args = step_arguments(population)
         started = time.perf_counter()
         population.step(*args)
         first = time.perf_counter() - started
@@ -128,6 +127,15 @@ def compile_populations(specs, data) -> float:
         population.step(*args)
         total += first - (time.perf_counter() - started)
     return round(total, 1)
+
+
+def step_arguments(population: Population) -> tuple:
+    """A training step's arguments for every member: row 0 of each, noise drawn, softmax on, lr 0.01, clipping at 40."""
+    p, b, rule = len(population.members), population.config.batch_size, population.config.noise_rule
+    draws = max(noise_draws(member.data.sizes.memory_size, rule) for member in population.members)
+    return (population.params, population.moments, population.buffers, population.splits["train"],
+            torch.zeros(p, b, dtype=torch.long), torch.rand(p, b), torch.rand(p, b, draws), torch.ones(p, dtype=torch.bool),
+            population.answers, torch.full((p,), 0.01), torch.full((p,), 40.0), torch.ones(p, dtype=torch.bool))
 
 
 class ByteCounter(torch.utils._python_dispatch.TorchDispatchMode):
@@ -156,18 +164,16 @@ def protocol(name: str, results: Path, data_dir: str) -> dict:
     flops = traffic = 0
     for unit in bench.units_of(jobs, "population"):
         members = [Member(job.spec, Path(job.run_dir), bench.cached_data(job.spec.task)) for job in unit]
-        population, p = Population(members, torch.device("cpu"), compile=False), len(members)
-        b = population.config.batch_size
-        args = (population.params, population.moments, population.buffers, population.splits["train"],
-                torch.zeros(p, b, dtype=torch.long), torch.rand(p, b), torch.rand(p, b, 5), torch.ones(p, dtype=torch.bool),
-                population.answers, torch.full((p,), 0.01), torch.full((p,), 40.0), torch.ones(p, dtype=torch.bool))
+        population = Population(members, torch.device("cpu"), compile=False)
+        b, args = population.config.batch_size, step_arguments(population)
         counter, counted = FlopCounterMode(display=False), ByteCounter()
         with counter:
             population.step(*args)
         with counted:
             population.step(*args)
         spec = members[0].spec.train
-        steps = (spec.linear_start + spec.epochs) * max(-(-len(m.data.splits["train"]) // b) for m in members)
+        per_epoch = (lambda n: n // b) if spec.batch_sampling == "replacement" else (lambda n: -(-n // b))
+        steps = (spec.linear_start + spec.epochs) * max(per_epoch(len(m.data.splits["train"])) for m in members)
         flops += counter.get_total_flops() * steps
         traffic += counted.bytes * steps
     seconds = sum(inv["wall_seconds"] for inv in trained)
@@ -177,21 +183,39 @@ def protocol(name: str, results: Path, data_dir: str) -> dict:
             "device": trained[-1]["device"], "code_version": trained[-1]["code_version"]}
 
 
+PROTOCOLS = {  # record key -> what it holds (the flag that names its benchmark folder is --KEY)
+    "protocol_1k": "the 1k per-task protocol, 20 tasks x 10 seeds",
+    "joint": "joint training on the 20 tasks of 1k, 10 seeds",
+    "protocol_10k": "the 10k per-task protocol, 20 tasks x 4 seeds",
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", required=True, help="the bAbI data dir (holding en/)")
+    parser.add_argument("--data-dir", required=True, help="the bAbI data dir (holding en/ and en-10k/)")
     parser.add_argument("--out", default="results/speed")
     parser.add_argument("--quick", action="store_true", help="a small subset of the same comparison (under 2 minutes)")
-    parser.add_argument("--protocol", help="a benchmark folder under --results that ran the 1k protocol on the fast path")
+    parser.add_argument("--keep-same-work", action="store_true",
+                        help="keep the same-work comparison of the record in --out (with its own environment) instead of running it")
+    for key, what in PROTOCOLS.items():
+        parser.add_argument(f"--{key.replace('_', '-')}", dest=key, help=f"a benchmark folder under --results that ran {what} on the fast path")
     parser.add_argument("--results", default="results")
     args = parser.parse_args()
     out = Path(args.out)
+    kept = read_json(out / "speed.json") if args.keep_same_work else {}
+    if args.keep_same_work and "same_work" not in kept:
+        parser.error(f"--keep-same-work: {out / 'speed.json'} holds no same-work comparison")
     record = {"machine": machine(), "environment": environment(torch.device("cpu"))}
     torch.set_num_threads(1)
-    with tempfile.TemporaryDirectory() as scratch:
-        record["same_work"] = same_work(PLANS["quick" if args.quick else "full"], args.data_dir, Path(scratch))
-    if args.protocol:
-        record["protocol_1k"] = protocol(args.protocol, Path(args.results), args.data_dir)
+    if kept:
+        record["same_work"] = {**kept["same_work"], "environment": kept["same_work"].get("environment", kept["environment"])}
+    else:
+        with tempfile.TemporaryDirectory() as scratch:
+            record["same_work"] = same_work(PLANS["quick" if args.quick else "full"], args.data_dir, Path(scratch))
+        record["same_work"]["environment"] = record["environment"]
+    for key in PROTOCOLS:
+        if getattr(args, key):
+            record[key] = protocol(getattr(args, key), Path(args.results), args.data_dir)
     write_json(out / "speed.json", record)
     write_tables(out)
     print(f"records in {out}")
