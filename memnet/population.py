@@ -44,6 +44,10 @@ from tasks.registry import TaskData
 
 EVAL_ROWS = 128  # rows per member in one evaluation call (splits are padded to a multiple of it)
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults, which single runs use
+# Dynamo counts the graphs of every population a process builds against the one step function they share
+# (and the one forward); past its default of 8 it would run the rest eagerly, with one warning. A bench
+# worker trains a unit after another, each of its own shapes, so the limit is raised while our steps run.
+RECOMPILE_LIMIT = 1024
 
 
 def population_key(spec: RunSpec) -> tuple | None:
@@ -182,7 +186,8 @@ def compiled(fn, enabled: bool):
     def call(*args):
         if not fallback["eager"]:
             try:
-                return fast(*args)
+                with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT, accumulated_recompile_limit=RECOMPILE_LIMIT):
+                    return fast(*args)
             except Exception as error:  # no C compiler, an unsupported op, ...: the eager step is the same maths
                 warnings.warn(f"torch.compile is unavailable here ({type(error).__name__}: {str(error).splitlines()[0][:120]}); "
                               "training eagerly", stacklevel=2)

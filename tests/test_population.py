@@ -233,3 +233,15 @@ def test_with_several_workers_the_bench_cuts_populations_where_that_ends_sooner(
     assert [bench.work(unit) for unit in parts] == sorted((bench.work(unit) for unit in parts), reverse=True)
     for unit in parts:  # a part never mixes what cannot share a population
         assert len({(population_key(job.spec), bench.memory_bucket(bench.shape_of(job)[0])) for job in unit}) == 1
+
+
+def test_a_process_compiles_the_graphs_of_more_populations_than_dynamos_default_limit():
+    from torch._dynamo.utils import counters
+
+    def step(x):  # one function's code shared by every population, as make_step's is
+        return x * 2 + 1
+
+    before = counters["stats"]["unique_graphs"]
+    for size in range(1, 11):  # a worker training ten units, each of its own shapes
+        population_module.compiled(step, enabled=True)(torch.ones(size))
+    assert counters["stats"]["unique_graphs"] - before == 10  # none left to run eagerly past the 8th
