@@ -202,6 +202,8 @@ def main() -> None:
     parser.add_argument("--results", default="results")
     args = parser.parse_args()
     out = Path(args.out)
+    # torch's compile cache starts empty, so that "from cold" is: an earlier run's kernels on disk would make it warm
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench-speed-inductor-")
     kept = read_json(out / "speed.json") if args.keep_same_work else {}
     if args.keep_same_work and "same_work" not in kept:
         parser.error(f"--keep-same-work: {out / 'speed.json'} holds no same-work comparison")
