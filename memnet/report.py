@@ -612,6 +612,9 @@ def ablation_tables(root: Path) -> dict[Path, str]:
             f"seed's mean (± sd over seeds). A task fails above {FAILED_ABOVE:g}%. Changes are the arm minus the release "
             f"preset ({record['baseline']}); with 10 seeds the seed mean's sd is the noise to read them against.\n\n"
             + markdown_table(columns, rows))
+    missing = [f"{arm} (`{flags}`)" for arm, flags in record["arms"].items() if arm not in arms]
+    if missing:
+        text += f"\nNot run yet: {', '.join(missing)}; `python scripts/release_ablation.py --data-dir DIR` trains them.\n"
     results = {"baseline": record["baseline"],
                "arms": [{key: entry[key] for key in ("arm", "flags", "best", "failed", "seed_mean", "moved", "complete")}
                         for entry in entries]}

@@ -116,3 +116,4 @@ def test_the_ablation_table_reads_each_arm_against_the_baseline(tmp_path):
     assert arm["moved"] == ["1: 0.0 -> 20.0"]
     assert "| slow-lr | `--lr 0.01` | 2 | 15.0 | 2 | 15.5 ± 0.7 | +10.0 | +10.0 | 1: 0.0 -> 20.0 |" in tables[tmp_path / "abl" / "summary.md"]
     assert tmp_path / "abl" / "slow-lr" / "summary.md" in tables  # the arm's own per-task table
+    assert "Not run yet: not-run (`--x`)" in tables[tmp_path / "abl" / "summary.md"]
