@@ -16,7 +16,7 @@ are those of the same spec trained alone, to float rounding.
               member's shapes: a larger vocabulary gives rows the member never reads, and answers
               past its own vocabulary are masked out of its softmax
 
-Shapes: p members, b batch rows, n questions, V answers (padded), e noise draws per story.
+Shapes: p members, b batch rows, n questions, e noise draws per story.
 """
 
 import dataclasses
@@ -107,9 +107,11 @@ def pad_to(tensor: torch.Tensor, shape) -> torch.Tensor:
 
 
 def member_loss(model, params, buffers, batch: Batch, answers: torch.Tensor):
-    """One member's summed loss (the gradient's target) and, as aux, the loss and per-row `wrong`."""
+    """One member's summed loss (the gradient's target) and, as aux, the loss and per-row `wrong`.
+    `answers`: the classes this member scores (a 0-d count); logits past them are padding."""
     logits = functional_call(model, (params, buffers), (batch,)).logits  # (b, V) or (b, t, V)
-    logits = logits.masked_fill(~answers, float("-inf"))  # answers past the member's own vocabulary
+    columns = torch.arange(logits.shape[-1], device=logits.device)  # a model's logits may be wider than its classes
+    logits = logits.masked_fill(columns >= answers, float("-inf"))  # answers past the member's own
     loss = F.cross_entropy(logits.flatten(0, -2), batch.target.flatten(), ignore_index=IGNORE_INDEX, reduction="sum")
     wrong = ((logits.argmax(-1) != batch.target) & (batch.target != IGNORE_INDEX)).reshape(len(batch.target), -1).any(1)
     return loss, (loss.detach(), wrong)
@@ -222,7 +224,7 @@ class Population:
                                    "step": torch.zeros(len(members), device=device)} for name, value in self.params.items()}
         # a model may score more classes than the data has (MemN2N's release answers score its time words)
         classes = [getattr(model, "output_classes", member.data.sizes.num_classes) for model, member in zip(models, members)]
-        self.answers = torch.stack([torch.arange(max(classes)) < count for count in classes]).to(device)
+        self.answers = torch.tensor(classes, device=device)  # (p,)
         every = [member.data.splits[name] for member in members for name in ("train", "valid", "test")]
         dims = common_dims(every)
         self.splits = {}

@@ -173,6 +173,18 @@ def release_spec(babi_dir, task=1, seed=0, model="memn2n", **train):
     return resolve(model, "release", SMALL, options, {"name": f"babi:{task}", "data_dir": str(babi_dir)})
 
 
+def test_members_with_time_words_but_vocabulary_answers_match_alone_runs(mixed, tmp_path):
+    """Logits wider than the classes (the time words' columns of W = C^K, masked): the release ablation's
+    answers=vocabulary arm, which once failed to build its population."""
+    specs = [resolve("memn2n", "release", {**SMALL, "answers": "vocabulary"}, {"epochs": 2, "linear_start": 1, "seed": seed},
+                     {"name": f"babi:{task}", "data_dir": str(mixed)}) for task, seed in [(1, 0), (2, 1)]]
+    members = [Member(s, tmp_path / f"member-{k}", load_data(s.task)) for k, s in enumerate(specs)]
+    train_population(members, device="cpu", compile=False, progress=False)
+    for k, s in enumerate(specs):
+        train_run(s, tmp_path / f"alone-{k}", progress=False, device="cpu")
+        assert_same_run(tmp_path / f"alone-{k}", tmp_path / f"member-{k}")
+
+
 def test_release_members_match_alone_runs(mixed, tmp_path):
     """Every release switch in a population: time words after each member's own vocabulary, time tables
     of each member's memory size, the release's noise, batches with replacement, spectral clipping."""
