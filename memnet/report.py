@@ -530,7 +530,7 @@ SPEED_PROTOCOLS = {  # speed.json key -> its section's title, and the wall-time 
 
 
 def speed_tables(root: Path) -> dict[Path, str]:
-    """summary.md from speed.json: the same work four ways, and the 1k protocol on the fast path."""
+    """summary.md from speed.json: the same work four ways, and the protocols it names on the fast path."""
     record = read_json(root / SPEED_RECORD)
     machine, work = record["machine"], record["same_work"]
     env = work.get("environment", record["environment"])  # the same-work part may come from an earlier run (--keep-same-work)
@@ -566,13 +566,13 @@ ABLATION_RECORD = "ablation.json"  # its arms ({name: flags}), the baseline benc
 MOVED = 5.0  # a task whose best-of-N error moved by more than this many points is named in the ablation table
 
 
-def setting_totals(root: Path) -> tuple[dict[int, dict], list[tuple[float, int]], str]:
-    """The one (unpooled) setting of a benchmark: its per-task cells, per-seed totals and group name."""
+def setting_totals(root: Path) -> tuple[dict[int, dict], list[tuple[float, int]]]:
+    """The one (unpooled) setting of a benchmark: its per-task cells and per-seed totals."""
     runs = read_runs(root)
     if len(runs) != 1:
         raise ValueError(f"{root}: an ablation arm holds one setting, found {sorted(runs) or 'none'}")
-    (group, group_runs), = runs.items()
-    return aggregate(group_runs), per_seed_totals(group_runs), group
+    (group_runs,) = runs.values()
+    return aggregate(group_runs), per_seed_totals(group_runs)
 
 
 def ablation_tables(root: Path) -> dict[Path, str]:
@@ -580,16 +580,16 @@ def ablation_tables(root: Path) -> dict[Path, str]:
     tasks, the seed mean ± sd, their change from the baseline (all switches on), and the tasks that moved."""
     record = read_json(root / ABLATION_RECORD)
     baseline = root.parent / record["baseline"]
-    arms = {arm: flags for arm, flags in record["arms"].items() if any((root / arm / "runs").glob("*/*/*/seed-*/summary.json"))}
+    arms = {arm: flags for arm, flags in record["arms"].items() if has_runs(root / arm)}
     tables = {path: text for arm in arms for path, text in babi_tables(root / arm).items()}
-    base_cells, base_totals, _ = setting_totals(baseline)
+    base_cells, base_totals = setting_totals(baseline)
     base_best = statistics.fmean(cell["best"] for cell in base_cells.values())
     base_seed = statistics.fmean(mean for mean, _ in base_totals)
     rows, columns = [], ["switch turned back", "flags", "seeds", "best of N (by valid)", "failed", "seed mean ± sd",
                          "best: change", "seed mean: change", f"tasks moved > {MOVED:g} (best, baseline -> arm)"]
     entries = [{"arm": record["baseline"], "flags": "(none: `--preset release`)", "cells": base_cells, "totals": base_totals}]
     for arm, flags in arms.items():
-        cells, totals, _ = setting_totals(root / arm)
+        cells, totals = setting_totals(root / arm)
         entries.append({"arm": arm, "flags": flags, "cells": cells, "totals": totals})
     for entry in entries:
         cells, totals = entry["cells"], entry["totals"]
@@ -625,6 +625,11 @@ BUILDERS = {"babi": babi_tables, "faithfulness": faithfulness_tables, "sequences
             "speed": speed_tables, "ablation": ablation_tables}
 
 
+def has_runs(folder: Path) -> bool:
+    """Whether a folder holds a benchmark's finished runs (runs/<model-spec>/<data>/<label>/seed-S/summary.json)."""
+    return any((folder / "runs").glob("*/*/*/seed-*/summary.json"))
+
+
 def kind_of(folder: Path) -> str | None:
     """Which builder makes a folder's tables, told by the records it holds; None if none does."""
     if (folder / FAITHFULNESS_RECORD).exists():
@@ -635,7 +640,7 @@ def kind_of(folder: Path) -> str | None:
         return "ablation"
     if (folder / SEQUENCES_RECORD).exists():  # before babi: its runs/PART/A/B/seed-S/ have the benchmark's depth
         return "sequences"
-    if any((folder / "runs").glob("*/*/*/seed-*/summary.json")):
+    if has_runs(folder):
         return "babi"
     if any(map(is_timing_record, folder.glob("*.json"))):
         return "timing"

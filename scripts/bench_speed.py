@@ -29,8 +29,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from memnet import bench
-from memnet.population import Member, Population, train_population
 from memnet.batches import noise_draws
+from memnet.population import Member, Population, train_population
 from memnet.records import environment, read_json, write_json
 from memnet.report import write_tables
 from memnet.spec import resolve

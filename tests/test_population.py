@@ -58,6 +58,15 @@ def assert_same_run(alone: Path, member: Path) -> None:
     for key in ("test_error", "valid_error", "train_error", "epochs", "linear_start_epochs", "seed"):
         assert summary(alone)[key] == summary(member)[key]
 
+def assert_members_are_alone_runs(specs, tmp_path: Path, device: str = "cpu", compile: bool = False) -> None:
+    """Train `specs` as one population (tmp_path/member-K) and each alone (tmp_path/alone-K): the same records."""
+    members = [Member(s, tmp_path / f"member-{k}", load_data(s.task)) for k, s in enumerate(specs)]
+    train_population(members, device=device, compile=compile, progress=False)
+    for k, s in enumerate(specs):
+        train_run(s, tmp_path / f"alone-{k}", progress=False, device=device)
+        assert_same_run(tmp_path / f"alone-{k}", tmp_path / f"member-{k}")
+
+
 
 @pytest.fixture
 def mixed(babi_dir):
@@ -70,22 +79,14 @@ def test_a_member_is_the_run_it_would_be_alone(mixed, tmp_path):
     specs = [spec(mixed, 1, 0), spec(mixed, 2, 0), spec(mixed, 1, 1, lr=0.02, clip_norm=5.0)]
     assert len({population_key(s) for s in specs}) == 1  # tasks, seeds and numbers differ; they share one
     assert load_data(specs[1].task).sizes.vocab_size != load_data(specs[0].task).sizes.vocab_size
-    members = [Member(s, tmp_path / f"member-{k}", load_data(s.task)) for k, s in enumerate(specs)]
-    train_population(members, device="cpu", compile=False, progress=False)
-    for k, s in enumerate(specs):
-        train_run(s, tmp_path / f"alone-{k}", progress=False, device="cpu")
-        assert_same_run(tmp_path / f"alone-{k}", tmp_path / f"member-{k}")
+    assert_members_are_alone_runs(specs, tmp_path)
     config = json.loads((tmp_path / "member-1" / "config.json").read_text())
     assert config["spec"] == specs[1].to_dict() and config["engine"]["members"] == 3
 
 
 def test_adam_members_match_alone_runs(babi_dir, tmp_path):
     specs = [spec(babi_dir, 1, seed, optimizer="adam", lr=0.003, epochs=3, linear_start=0) for seed in (0, 1)]
-    members = [Member(s, tmp_path / f"member-{k}", load_data(s.task)) for k, s in enumerate(specs)]
-    train_population(members, device="cpu", compile=False, progress=False)
-    for k, s in enumerate(specs):
-        train_run(s, tmp_path / f"alone-{k}", progress=False, device="cpu")
-        assert_same_run(tmp_path / f"alone-{k}", tmp_path / f"member-{k}")
+    assert_members_are_alone_runs(specs, tmp_path)
 
 
 def test_a_diverging_member_leaves_the_others_untouched(babi_dir, tmp_path):
@@ -160,11 +161,7 @@ def test_the_bench_groups_populations_and_keeps_the_other_models_alone(mixed, tm
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 def test_a_population_on_the_gpu_is_the_run_alone_on_the_gpu(mixed, tmp_path):
     specs = [spec(mixed, 1, 0), spec(mixed, 2, 1)]
-    members = [Member(s, tmp_path / f"member-{k}", load_data(s.task)) for k, s in enumerate(specs)]
-    train_population(members, device="cuda", compile=True, progress=False)
-    for k, s in enumerate(specs):
-        train_run(s, tmp_path / f"alone-{k}", progress=False, device="cuda")
-        assert_same_run(tmp_path / f"alone-{k}", tmp_path / f"member-{k}")
+    assert_members_are_alone_runs(specs, tmp_path, device="cuda", compile=True)
 
 
 def release_spec(babi_dir, task=1, seed=0, model="memn2n", **train):
@@ -178,11 +175,7 @@ def test_members_with_time_words_but_vocabulary_answers_match_alone_runs(mixed, 
     answers=vocabulary arm, which once failed to build its population."""
     specs = [resolve("memn2n", "release", {**SMALL, "answers": "vocabulary"}, {"epochs": 2, "linear_start": 1, "seed": seed},
                      {"name": f"babi:{task}", "data_dir": str(mixed)}) for task, seed in [(1, 0), (2, 1)]]
-    members = [Member(s, tmp_path / f"member-{k}", load_data(s.task)) for k, s in enumerate(specs)]
-    train_population(members, device="cpu", compile=False, progress=False)
-    for k, s in enumerate(specs):
-        train_run(s, tmp_path / f"alone-{k}", progress=False, device="cpu")
-        assert_same_run(tmp_path / f"alone-{k}", tmp_path / f"member-{k}")
+    assert_members_are_alone_runs(specs, tmp_path)
 
 
 def test_release_members_match_alone_runs(mixed, tmp_path):
@@ -191,11 +184,7 @@ def test_release_members_match_alone_runs(mixed, tmp_path):
     specs = [release_spec(mixed, 1, 0), release_spec(mixed, 2, 0), release_spec(mixed, 1, 1, clip_norm=0.5)]
     assert len({population_key(s) for s in specs}) == 1
     assert population_key(specs[0]) != population_key(spec(mixed, 1, 0))  # another clipping norm and noise rule
-    members = [Member(s, tmp_path / f"member-{k}", load_data(s.task)) for k, s in enumerate(specs)]
-    train_population(members, device="cpu", compile=False, progress=False)
-    for k, s in enumerate(specs):
-        train_run(s, tmp_path / f"alone-{k}", progress=False, device="cpu")
-        assert_same_run(tmp_path / f"alone-{k}", tmp_path / f"member-{k}")
+    assert_members_are_alone_runs(specs, tmp_path)
     lrs = [json.loads(line)["lr"] for line in (tmp_path / "member-0" / "metrics.jsonl").read_text().splitlines()]
     assert lrs == [0.005, 0.005, 0.0025, 0.0025]  # linear start, then halved at main epoch 2 (mod(ep, 2) == 0)
 
@@ -205,11 +194,7 @@ def test_gated_members_match_alone_runs(mixed, tmp_path, preset):
     specs = [spec(mixed, 1, 0), spec(mixed, 2, 1, clip_norm=5.0)] if preset is None else [release_spec(mixed, 1, 0), release_spec(mixed, 2, 1)]
     specs = [resolve("gmemn2n", None, {**s.model.options(), "gate_tying": "hop"}, s.to_dict()["train"], s.to_dict()["task"])
              for s in specs]
-    members = [Member(s, tmp_path / f"member-{k}", load_data(s.task)) for k, s in enumerate(specs)]
-    train_population(members, device="cpu", compile=False, progress=False)
-    for k, s in enumerate(specs):
-        train_run(s, tmp_path / f"alone-{k}", progress=False, device="cpu")
-        assert_same_run(tmp_path / f"alone-{k}", tmp_path / f"member-{k}")
+    assert_members_are_alone_runs(specs, tmp_path)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")

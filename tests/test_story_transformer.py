@@ -11,12 +11,10 @@ import torch
 from memnet.inspection import load_run, split_support
 from memnet.models import model_config
 from memnet.models.story_transformer import StoryTransformer, StoryTransformerConfig
-from memnet.population import Member, train_population
 from memnet.spec import resolve
-from memnet.train import load_data, train_run
 from tasks.generator import GeneratorConfig, generate_babi
 from tests.conftest import tiny_babi_batch, tiny_sizes
-from tests.test_population import assert_same_run, write_other_task
+from tests.test_population import assert_members_are_alone_runs, write_other_task
 
 
 @pytest.mark.parametrize("layers, heads", [(1, 1), (3, 4)])
@@ -80,11 +78,7 @@ def test_population_members_match_alone_runs(babi_dir, tmp_path):
     write_other_task(babi_dir / "en", 2, 30, seed=9)
     specs = [resolve("storyformer", "storyformer", {"dim": 8, "attention_heads": 2, "layers": 2}, {"epochs": 2, "seed": seed},
                      {"name": f"babi:{task}", "data_dir": str(babi_dir)}) for task, seed in [(1, 0), (2, 1)]]
-    members = [Member(s, tmp_path / f"member-{k}", load_data(s.task)) for k, s in enumerate(specs)]
-    train_population(members, device="cpu", compile=False, progress=False)
-    for k, s in enumerate(specs):
-        train_run(s, tmp_path / f"alone-{k}", progress=False, device="cpu")
-        assert_same_run(tmp_path / f"alone-{k}", tmp_path / f"member-{k}")
+    assert_members_are_alone_runs(specs, tmp_path)
 
 
 def test_a_short_run_on_generated_tasks_trains_and_its_attention_is_inspectable(tmp_path):

@@ -245,15 +245,13 @@ class MemN2N(nn.Module):
         u = self.embed([self.question_table()], query_bags)[:, 0]  # (b, d)
         tables = self.story_tables()
         sentences = self.embed(tables, story_bags)  # (b, m, n, d): the story in every table at once
-        times = dict(zip(tables, self.times)) if self.config.temporal and not self.config.time_words else {}
-
         memories = {}  # table -> its memory vectors (b, m, d); under tying one table serves two hops
 
-        def memory(words: nn.Embedding) -> torch.Tensor:
+        def memory(words: nn.Embedding, times: nn.Embedding | None) -> torch.Tensor:
             if words not in memories:
                 memories[words] = sentences[:, :, tables.index(words)]
                 if self.config.temporal:
-                    memories[words] = memories[words] + self.time_vectors(words, times.get(words), batch.time)
+                    memories[words] = memories[words] + self.time_vectors(words, times, batch.time)
             return memories[words]
 
         # The memory has `memory_slots` slots; those no sentence fills hold zero vectors and still take
@@ -264,8 +262,8 @@ class MemN2N(nn.Module):
 
         attention = []
         for hop in range(self.config.hops):
-            A, C, _, _ = self.hop_tables(hop)
-            read = address(u[:, None], memory(A), memory(C), mask, empty=empty, softmax=self.softmax_on)
+            A, C, T_A, T_C = self.hop_tables(hop)
+            read = address(u[:, None], memory(A, T_A), memory(C, T_C), mask, empty=empty, softmax=self.softmax_on)
             u = self.update(hop, u, read.value[:, 0])  # (b, d)
             attention.append(read.weights[:, 0])  # (b, m)
         if self.config.tying == "adjacent":
