@@ -54,11 +54,11 @@ def population_key(spec: RunSpec) -> tuple | None:
     """Runs with the same key can train as one population; None: this model trains alone.
 
     The key holds what shapes the compiled step: the model and its config, the batch size, the
-    optimizer, the norm that clipping measures and the random-noise rule (its draws' width)."""
+    optimizer, the norm that clipping measures, the random-noise rule (its draws' width) and the precision."""
     if spec.model.name not in POPULATION:
         return None
     return (spec.model.name, spec.model.config, spec.train.batch_size, spec.train.optimizer, spec.task.family,
-            spec.train.clip_measure, spec.train.noise_rule)
+            spec.train.clip_measure, spec.train.noise_rule, spec.train.precision)
 
 
 @dataclasses.dataclass
@@ -106,10 +106,11 @@ def pad_to(tensor: torch.Tensor, shape) -> torch.Tensor:
     return padded
 
 
-def member_loss(model, params, buffers, batch: Batch, answers: torch.Tensor):
+def member_loss(model, params, buffers, batch: Batch, answers: torch.Tensor, precision: str = "float32"):
     """One member's summed loss (the gradient's target) and, as aux, the loss and per-row `wrong`.
     `answers`: the classes this member scores (a 0-d count); logits past them are padding."""
-    logits = functional_call(model, (params, buffers), (batch,)).logits  # (b, V) or (b, t, V)
+    with torch.autocast(batch.target.device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):  # as logits_of
+        logits = functional_call(model, (params, buffers), (batch,)).logits.float()  # (b, V) or (b, t, V)
     columns = torch.arange(logits.shape[-1], device=logits.device)  # a model's logits may be wider than its classes
     logits = logits.masked_fill(columns >= answers, float("-inf"))  # answers past the member's own
     loss = F.cross_entropy(logits.flatten(0, -2), batch.target.flatten(), ignore_index=IGNORE_INDEX, reduction="sum")
@@ -123,9 +124,9 @@ def rows_of(data: Batch, index: torch.Tensor) -> Batch:
     return type(data)(**{name: value[members, index] for name, value in data.tensors().items()})
 
 
-def make_step(model, optimizer: str, clip_measure: str = "frobenius", noise_rule: str = "gaps"):
+def make_step(model, optimizer: str, clip_measure: str = "frobenius", noise_rule: str = "gaps", precision: str = "float32"):
     """The population's training step: gather each member's batch, add its noise, vmap(grad), clip, update."""
-    gradients = vmap(grad(lambda *args: member_loss(model, *args), has_aux=True))
+    gradients = vmap(grad(lambda *args: member_loss(model, *args, precision=precision), has_aux=True))
 
     def step(params, moments, buffers, train, index, count, gap, noisy, answers, lr, clip, active):
         batch = rows_of(train, index)  # (p, b, ...)
@@ -162,9 +163,9 @@ def adam_direction(g, moment: dict, active):
     return direction, {"m": m, "v": v, "step": steps}
 
 
-def make_forward(model):
+def make_forward(model, precision: str = "float32"):
     """Every member's summed loss (p,) and `wrong` (p, rows) on a (p, rows, ...) batch."""
-    return vmap(lambda params, buffers, batch, answers: member_loss(model, params, buffers, batch, answers)[1])
+    return vmap(lambda params, buffers, batch, answers: member_loss(model, params, buffers, batch, answers, precision)[1])
 
 
 def evaluate(forward, params, buffers, split: Batch, answers) -> tuple[torch.Tensor, torch.Tensor]:
@@ -231,8 +232,9 @@ class Population:
         for name in ("train", "valid", "test"):  # at least one pad row; evaluation reads EVAL_ROWS at a time
             rows = math.ceil((max(len(member.data.splits[name]) for member in members) + 1) / EVAL_ROWS) * EVAL_ROWS
             self.splits[name] = stack([member.data.splits[name] for member in members], dims, rows, device)
-        self.step = compiled(make_step(self.template, self.config.optimizer, self.config.clip_measure, self.config.noise_rule), compile)
-        self.forward = compiled(make_forward(self.template), compile)
+        self.step = compiled(make_step(self.template, self.config.optimizer, self.config.clip_measure, self.config.noise_rule,
+                                       self.config.precision), compile)
+        self.forward = compiled(make_forward(self.template, self.config.precision), compile)
 
     # -- one member's state, in the single-run format (memnet.train.checkpoint), both ways ----------
 

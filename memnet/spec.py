@@ -84,6 +84,8 @@ class TrainSpec:
     random_noise: bool = False  # insert up to 10% empty memories in the time index while training
     noise_rule: Literal["gaps", "release"] = "gaps"  # random noise: "gaps" drops each empty memory into a random gap
     # of the timeline; "release": times are the first n values of a permutation of n + k, sorted (batches.release_noisy_time)
+    precision: Literal["float32", "bfloat16"] = "float32"  # "bfloat16": forward and backward under torch.autocast
+    # (matmuls and their kin in bfloat16; parameters, gradients, clipping, updates and the loss in float32)
     seed: Annotated[int, Field(ge=0)] = 0  # model init, batch order and noise: same seed, same run
 
 

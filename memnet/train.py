@@ -62,6 +62,14 @@ def loss_and_wrong(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Te
     return loss, wrong.reshape(len(target), -1).any(1)  # (), (b,)
 
 
+def logits_of(model, batch: Batch, precision: str = "float32") -> torch.Tensor:
+    """The model's logits, in float32. With precision "bfloat16" its forward (and so its backward) runs under
+    torch.autocast: matmuls in bfloat16 on a GPU's tensor cores; the loss is taken in float32 either way."""
+    with torch.autocast(batch.target.device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
+        logits = model(batch).logits
+    return logits.float()
+
+
 def gradient_norms(grads: torch.Tensor, measure: str) -> torch.Tensor:
     """Each member's norm of one weight's gradient, grads (p, ...) -> (p,) (a lone run is p = 1).
 
@@ -94,9 +102,10 @@ def clip_each(model: torch.nn.Module, max_norm: float, measure: str = "frobenius
             parameter.grad.mul_(clip_scale(gradient_norms(parameter.grad[None], measure)[0], max_norm))
 
 
-def train_step(model, optimizer, batch: Batch, clip_norm: float, clip_measure: str = "frobenius") -> tuple[float, torch.Tensor]:
+def train_step(model, optimizer, batch: Batch, clip_norm: float, clip_measure: str = "frobenius",
+               precision: str = "float32") -> tuple[float, torch.Tensor]:
     model.train()
-    loss, wrong = loss_and_wrong(model(batch).logits, batch.target)
+    loss, wrong = loss_and_wrong(logits_of(model, batch, precision), batch.target)
     if not torch.isfinite(loss):
         raise Diverged(f"loss became {loss.item()}")
     optimizer.zero_grad(set_to_none=True)
@@ -108,12 +117,12 @@ def train_step(model, optimizer, batch: Batch, clip_norm: float, clip_measure: s
 
 
 @torch.no_grad()
-def evaluate(model, split: Batch, batch_size: int = 1000) -> dict:
+def evaluate(model, split: Batch, batch_size: int = 1000, precision: str = "float32") -> dict:
     """Loss, error (fraction) and the per-example `wrong` mask over a whole split, of any task family."""
     model.eval()
     total, wrongs = 0.0, []
     for batch in split.chunks(batch_size):
-        loss, wrong = loss_and_wrong(model(batch).logits, batch.target)
+        loss, wrong = loss_and_wrong(logits_of(model, batch, precision), batch.target)
         total += loss.item()
         wrongs.append(wrong)
     wrong = torch.cat(wrongs)
@@ -172,7 +181,7 @@ def train_epoch(model, optimizer, train: Batch, config: TrainSpec, shuffle: torc
         batch = train.select(index)
         if config.random_noise:
             batch = batch.with_time_noise(noise, memory_size, config.noise_rule)
-        loss, wrong = train_step(model, optimizer, batch, config.clip_norm, config.clip_measure)
+        loss, wrong = train_step(model, optimizer, batch, config.clip_norm, config.clip_measure, config.precision)
         losses.append(loss)
         wrongs.append(wrong)
     wrong = torch.cat(wrongs)
@@ -347,7 +356,7 @@ def train_held(spec: RunSpec, out: Path, resume: bool, progress: bool, device: t
             train_loss, wrong = train_epoch(model, optimizer, train, config, shuffle, noise, data.sizes.memory_size)
         except Diverged as error:
             raise Diverged(f"{out}: {error} at epoch {epoch + 1} (seed {config.seed}); try a lower --lr or clipping") from None
-        valid = evaluate(model, splits["valid"])
+        valid = evaluate(model, splits["valid"], precision=config.precision)
         end_epoch(config, state, phase, valid["loss"], time.perf_counter() - started)
         line = {"epoch": epoch, "phase": phase, "lr": lr, "train_loss": train_loss,
                 "train_error": wrong.sum().item() / len(wrong), "valid_loss": valid["loss"], "valid_error": valid["error"],
@@ -379,7 +388,7 @@ def checkpoint(spec: RunSpec, data: TaskData, model, optimizer, shuffle, noise, 
 
 
 def summarise(model, splits, config: TrainSpec, device, state) -> dict:
-    errors = {name: percent_by_task(evaluate(model, split)["wrong"].cpu(), split.to("cpu")) for name, split in splits.items()}
+    errors = {name: percent_by_task(evaluate(model, split, precision=config.precision)["wrong"].cpu(), split.to("cpu")) for name, split in splits.items()}
     return summary_record(errors, config, device, state)
 
 

@@ -2,13 +2,16 @@
 
     python scripts/bench_speed.py --data-dir DIR                     # writes results/speed/speed.json (summary.md: memnet report)
     python scripts/bench_speed.py --data-dir DIR --quick --out /tmp/s # a small subset, under 2 minutes; last line "speedup X"
+    python scripts/bench_speed.py --data-dir DIR --device cuda --precision bfloat16 --out results/speed-gpu  # on a GPU, with a bf16 row
 
 Parts:
-  machine    CPU, cores, GPU; measured matmul GFLOP/s and copy GB/s on one thread
+  machine    CPU, cores, GPU; measured matmul GFLOP/s and copy GB/s on one thread (and on the GPU, with --device cuda)
   same_work  MemN2N PE LS RN on tasks 1, 2, 3 and 16 x 4 seeds, full epochs, trained four ways one after
              another on one thread: eager single runs (memnet train's path), compiled single runs,
              an eager population, a compiled population (memnet bench's default). Wall seconds and mean
-             test error of each; compile time separately (the first step of each compiled graph)
+             test error of each; compile time separately (the first step of each compiled graph). On --device
+             (cpu, or cuda: every path on the GPU); --precision bfloat16 adds a row, the compiled population
+             under bfloat16 autocast, to check that its error is the float32 row's
   protocols  the 1k per-task protocol, joint training and the 10k protocol on the fast path: each read from a
              benchmark folder that `memnet bench` trained (--protocol-1k NAME, --joint NAME, --protocol-10k NAME),
              with its FLOPs and bytes per step counted on one eager step per population, so the record says
@@ -45,29 +48,43 @@ PLANS = {  # tasks, seeds, training options over the pe-ls-rn preset, and the pa
 }
 
 
-def machine() -> dict:
-    """What this machine does at best on one thread: a large matmul, and a large copy."""
-    torch.set_num_threads(1)
-    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+def limits(device: torch.device, size: int, dtype=torch.float32) -> tuple[float, float]:
+    """What `device` does at best: a size² matmul (GFLOP/s) and a large copy (GB/s, read and write)."""
+    wait = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    a, b = torch.randn(size, size, device=device, dtype=dtype), torch.randn(size, size, device=device, dtype=dtype)
     a @ b
+    wait()
     started, reps = time.perf_counter(), 10
     for _ in range(reps):
         a @ b
-    gflops = 2 * 1024**3 * reps / (time.perf_counter() - started) / 1e9
-    source = torch.randn(64 * 2**20 // 4)  # 64 MiB
+    wait()
+    gflops = 2 * size**3 * reps / (time.perf_counter() - started) / 1e9
+    source = torch.randn((64 if device.type == "cpu" else 1024) * 2**20 // 4, device=device)  # 64 MiB; 1 GiB on a GPU
     target = torch.empty_like(source)
     target.copy_(source)
+    wait()
     started = time.perf_counter()
     for _ in range(reps):
         target.copy_(source)
-    gbs = 2 * source.nbytes * reps / (time.perf_counter() - started) / 1e9  # read and write
-    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "matmul_gflops_one_thread": round(gflops, 1), "copy_gbytes_per_s_one_thread": round(gbs, 1)}
+    wait()
+    return round(gflops, 1), round(2 * source.nbytes * reps / (time.perf_counter() - started) / 1e9, 1)
 
 
-def specs_for(plan: dict, data_dir: str):
-    return [resolve("memn2n", "pe-ls-rn", train_options={**plan["train"], "seed": seed},
+def machine(device: torch.device) -> dict:
+    """The CPU on one thread, and the GPU when the comparison runs on one."""
+    torch.set_num_threads(1)
+    gflops, gbs = limits(torch.device("cpu"), 1024)
+    found = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+             "matmul_gflops_one_thread": gflops, "copy_gbytes_per_s_one_thread": gbs}
+    if device.type == "cuda":
+        found["gpu_matmul_gflops"], found["gpu_copy_gbytes_per_s"] = limits(device, 8192)
+        found["gpu_matmul_gflops_bfloat16"] = limits(device, 8192, torch.bfloat16)[0]
+    return found
+
+
+def specs_for(plan: dict, data_dir: str, precision: str = "float32"):
+    return [resolve("memn2n", "pe-ls-rn", train_options={**plan["train"], "seed": seed, "precision": precision},
                     task_options={"name": f"babi:{task}", "data_dir": data_dir})
             for task in plan["tasks"] for seed in range(plan["seeds"])]
 
@@ -76,66 +93,75 @@ def mean_test(summaries: list[dict]) -> float:
     return round(statistics.fmean(summary["test_error"]["all"] for summary in summaries), 2)
 
 
-def same_work(plan: dict, data_dir: str, scratch: Path) -> dict:
-    """The same runs four ways, one after another, one thread."""
+def same_work(plan: dict, data_dir: str, scratch: Path, device: str = "cpu", precision: str = "float32") -> dict:
+    """The same runs four ways (five with a bfloat16 row), one after another, one thread, on `device`."""
     specs = specs_for(plan, data_dir)
     data = {spec.task: load_data(spec.task) for spec in specs}
+    wait = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     modes = {}
 
     def timed(name, train):
+        wait()
         started = time.perf_counter()
         summaries = train(scratch / name)
+        wait()
         modes[name] = {"seconds": round(time.perf_counter() - started, 1), "mean_test_error": mean_test(summaries)}
         print(f"{name}: {modes[name]}", flush=True)
 
     def members(folder):
         return [Member(spec, folder / f"run-{k}", data[spec.task]) for k, spec in enumerate(specs)]
 
-    def populations(folder, compile):
-        units = bench.units_of([bench.Job(spec, "", str(folder / f"run-{k}")) for k, spec in enumerate(specs)], "population")
+    def populations(folder, compile, these=specs):
+        units = bench.units_of([bench.Job(spec, "", str(folder / f"run-{k}")) for k, spec in enumerate(these)], "population")
         return [summary for unit in units for summary in
-                bench.run_unit(unit, "cpu", False, "population", compile, data=[data[job.spec.task] for job in unit])]
+                bench.run_unit(unit, device, False, "population", compile, data=[data[job.spec.task] for job in unit])]
 
     paths = {
-        "eager_single": lambda folder: [train_run(spec, folder / f"run-{k}", progress=False, device="cpu", data=data[spec.task])
+        "eager_single": lambda folder: [train_run(spec, folder / f"run-{k}", progress=False, device=device, data=data[spec.task])
                                         for k, spec in enumerate(specs)],
-        "compiled_single": lambda folder: [train_population([member], device="cpu", progress=False)[0] for member in members(folder)],
+        "compiled_single": lambda folder: [train_population([member], device=device, progress=False)[0] for member in members(folder)],
         "eager_population": lambda folder: populations(folder, compile=False),
         "compiled_population": lambda folder: populations(folder, compile=True),
+        "compiled_population_bfloat16": lambda folder: populations(folder, compile=True, these=specs_for(plan, data_dir, "bfloat16")),
     }
-    compile_seconds = compile_populations(specs, data)  # cold, timed apart; the compiled rows then find torch's compile cache warm
-    for mode in plan["modes"]:
+    # cold, timed apart; the compiled rows then find torch's compile cache warm
+    compile_seconds = compile_populations(specs, data, torch.device(device))
+    for mode in plan["modes"] + (["compiled_population_bfloat16"] if precision == "bfloat16" else []):
         timed(mode, paths[mode])
     eager, fast = modes["eager_single"], modes["compiled_population"]
     return {"work": f"MemN2N pe-ls-rn, bAbI 1k tasks {plan['tasks']} x {plan['seeds']} seeds, options {plan['train'] or 'of the preset'}",
+            "device": device,
             "eager_seconds": eager["seconds"], "fast_seconds": fast["seconds"], "compile_seconds": compile_seconds,
             "speedup": round(eager["seconds"] / fast["seconds"], 2),
             "eager_mean_test_error": eager["mean_test_error"], "fast_mean_test_error": fast["mean_test_error"], "modes": modes}
 
 
-def compile_populations(specs, data) -> float:
+def compile_populations(specs, data, device: torch.device) -> float:
     """Seconds to compile the populations' training steps from cold: the first step of each, less a later step."""
-    total = 0.0
+    total, wait = 0.0, torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     units = bench.units_of([bench.Job(spec, "", "") for spec in specs], "population")
     for unit in units:
-        population = Population([Member(job.spec, Path("."), data[job.spec.task]) for job in unit], torch.device("cpu"), compile=True)
+        population = Population([Member(job.spec, Path("."), data[job.spec.task]) for job in unit], device, compile=True)
         args = step_arguments(population)
         started = time.perf_counter()
         population.step(*args)
+        wait()
         first = time.perf_counter() - started
         started = time.perf_counter()
         population.step(*args)
+        wait()
         total += first - (time.perf_counter() - started)
     return round(total, 1)
 
 
 def step_arguments(population: Population) -> tuple:
     """A training step's arguments for every member: row 0 of each, noise drawn, softmax on, lr 0.01, clipping at 40."""
-    p, b, rule = len(population.members), population.config.batch_size, population.config.noise_rule
+    p, b, rule, on = len(population.members), population.config.batch_size, population.config.noise_rule, population.device
     draws = max(noise_draws(member.data.sizes.memory_size, rule) for member in population.members)
     return (population.params, population.moments, population.buffers, population.splits["train"],
-            torch.zeros(p, b, dtype=torch.long), torch.rand(p, b), torch.rand(p, b, draws), torch.ones(p, dtype=torch.bool),
-            population.answers, torch.full((p,), 0.01), torch.full((p,), 40.0), torch.ones(p, dtype=torch.bool))
+            torch.zeros(p, b, dtype=torch.long, device=on), torch.rand(p, b, device=on), torch.rand(p, b, draws, device=on),
+            torch.ones(p, dtype=torch.bool, device=on), population.answers, torch.full((p,), 0.01, device=on),
+            torch.full((p,), 40.0, device=on), torch.ones(p, dtype=torch.bool, device=on))
 
 
 class ByteCounter(torch.utils._python_dispatch.TorchDispatchMode):
@@ -200,20 +226,26 @@ def main() -> None:
     for key, what in PROTOCOLS.items():
         parser.add_argument(f"--{key.replace('_', '-')}", dest=key, help=f"a benchmark folder under --results that ran {what} on the fast path")
     parser.add_argument("--results", default="results")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the same-work comparison runs")
+    parser.add_argument("--precision", choices=["float32", "bfloat16"], default="float32",
+                        help="bfloat16: add a row, the compiled population under bfloat16 autocast")
     args = parser.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: PyTorch sees no GPU here")
     out = Path(args.out)
     # torch's compile cache starts empty, so that "from cold" is: an earlier run's kernels on disk would make it warm
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench-speed-inductor-")
     kept = read_json(out / "speed.json") if args.keep_same_work else {}
     if args.keep_same_work and "same_work" not in kept:
         parser.error(f"--keep-same-work: {out / 'speed.json'} holds no same-work comparison")
-    record = {"machine": machine(), "environment": environment(torch.device("cpu"))}
+    record = {"machine": machine(torch.device(args.device)), "environment": environment(torch.device(args.device))}
     torch.set_num_threads(1)
     if kept:
         record["same_work"] = {**kept["same_work"], "environment": kept["same_work"].get("environment", kept["environment"])}
     else:
         with tempfile.TemporaryDirectory() as scratch:
-            record["same_work"] = same_work(PLANS["quick" if args.quick else "full"], args.data_dir, Path(scratch))
+            record["same_work"] = same_work(PLANS["quick" if args.quick else "full"], args.data_dir, Path(scratch),
+                                            args.device, args.precision)
         record["same_work"]["environment"] = record["environment"]
     for key in PROTOCOLS:
         if getattr(args, key):

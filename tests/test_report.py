@@ -9,7 +9,7 @@ import pytest
 
 from memnet.cli import main
 from memnet.records import write_json
-from memnet.report import ABLATION_RECORD, ablation_tables, babi_tables, build_tables, kind_of, stale_tables
+from memnet.report import ABLATION_RECORD, ablation_tables, babi_tables, build_tables, kind_of, speed_tables, stale_tables
 from memnet.selection import RULE, best_of
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
@@ -117,3 +117,21 @@ def test_the_ablation_table_reads_each_arm_against_the_baseline(tmp_path):
     assert "| slow-lr | `--lr 0.01` | 2 | 15.0 | 2 | 15.5 ± 0.7 | +10.0 | +10.0 | 1: 0.0 -> 20.0 |" in tables[tmp_path / "abl" / "summary.md"]
     assert tmp_path / "abl" / "slow-lr" / "summary.md" in tables  # the arm's own per-task table
     assert "Not run yet: not-run (`--x`)" in tables[tmp_path / "abl" / "summary.md"]
+
+
+def test_a_gpu_speed_record_shows_the_gpu_target_and_the_bfloat16_row(tmp_path):
+    """bench_speed --device cuda --precision bfloat16: the table names the GPU's limits, compares bfloat16's error
+    with float32's, and holds the 1k protocol to the GPU target (20 s), not the CPU's (4 min)."""
+    record = json.loads((RESULTS / "speed" / "speed.json").read_text())
+    record["machine"].update(gpu="NVIDIA H200", gpu_matmul_gflops=50000.0, gpu_matmul_gflops_bfloat16=700000.0,
+                             gpu_copy_gbytes_per_s=4000.0)
+    work = record["same_work"]
+    work["device"] = "cuda"
+    work["modes"]["compiled_population_bfloat16"] = {"seconds": 10.0, "mean_test_error": work["fast_mean_test_error"] + 0.25}
+    record["protocol_1k"]["device"] = "cuda: NVIDIA H200"
+    write_json(tmp_path / "speed.json", record)
+    summary = next(iter(speed_tables(tmp_path).values()))
+    assert "The GPU measures 50000.0 GFLOP/s" in summary and "one thread and the GPU" in summary
+    assert "| compiled population bfloat16 | 10.0 |" in summary and "(+0.25)" in summary
+    assert "at most 20 s" in summary and "at most 4 min" not in summary
+    assert "at most 15 min" in summary  # joint ran on the CPU: its CPU target

@@ -51,6 +51,7 @@ def snapshot(folder: Path) -> dict[str, str]:
     (["--seed", "-1"], "train.seed"),
     (["--epochs", "abc"], "train.epochs"),
     (["--optimizer", "adagrad"], "train.optimizer"),
+    (["--precision", "float16"], "train.precision"),
     (["--memory-size", "0"], "task.memory_size"),
     (["-o", "hops=abc"], "hops"),
     (["-o", "hops=0"], "hops"),
