@@ -198,14 +198,22 @@ def device_name(device: torch.device) -> str:
     return f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
 
 
-def environment(device: torch.device) -> dict:
-    """What ran: code version, libraries, Python, device, and the command line."""
+@functools.cache
+def library_versions() -> dict:
+    """The installed versions of LIBRARIES, read once a process: each read parses a package's metadata
+    (milliseconds), and a population writes every member's record at its start and end."""
     versions = {}
     for name in LIBRARIES:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = None
+    return versions
+
+
+def environment(device: torch.device) -> dict:
+    """What ran: code version, libraries, Python, device, and the command line."""
+    versions = dict(library_versions())
     return {
         "code_version": code_version(),
         "code": {key: value for key, value in code_identity().items() if key != "diff"},
