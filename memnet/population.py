@@ -38,8 +38,9 @@ from memnet.locks import hold
 from memnet.models import POPULATION, build_model
 from memnet.records import read_json, save_torch, write_json
 from memnet.spec import RunSpec
-from memnet.train import (checkpoint, clip_scale, end_epoch, epoch_order, gradient_norms, learning_rate, make_optimizer,
-                          percent_by_task, phase_of, refuse_other_work, resolve_device, restore, summary_record, total_epochs)
+from memnet.train import (checkpoint, clip_scale, end_epoch, epoch_order, gradient_norms, learning_rate, logits_of,
+                          make_optimizer, percent_by_task, phase_of, refuse_other_work, resolve_device, restore, summary_record,
+                          total_epochs)
 from tasks.registry import TaskData
 
 EVAL_ROWS = 128  # rows per member in one evaluation call (splits are padded to a multiple of it)
@@ -109,8 +110,7 @@ def pad_to(tensor: torch.Tensor, shape) -> torch.Tensor:
 def member_loss(model, params, buffers, batch: Batch, answers: torch.Tensor, precision: str = "float32"):
     """One member's summed loss (the gradient's target) and, as aux, the loss and per-row `wrong`.
     `answers`: the classes this member scores (a 0-d count); logits past them are padding."""
-    with torch.autocast(batch.target.device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):  # as logits_of
-        logits = functional_call(model, (params, buffers), (batch,)).logits.float()  # (b, V) or (b, t, V)
+    logits = logits_of(lambda rows: functional_call(model, (params, buffers), (rows,)), batch, precision)  # (b, V) or (b, t, V)
     columns = torch.arange(logits.shape[-1], device=logits.device)  # a model's logits may be wider than its classes
     logits = logits.masked_fill(columns >= answers, float("-inf"))  # answers past the member's own
     loss = F.cross_entropy(logits.flatten(0, -2), batch.target.flatten(), ignore_index=IGNORE_INDEX, reduction="sum")

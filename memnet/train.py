@@ -63,8 +63,9 @@ def loss_and_wrong(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Te
 
 
 def logits_of(model, batch: Batch, precision: str = "float32") -> torch.Tensor:
-    """The model's logits, in float32. With precision "bfloat16" its forward (and so its backward) runs under
-    torch.autocast: matmuls in bfloat16 on a GPU's tensor cores; the loss is taken in float32 either way."""
+    """The logits of `model` (a module, or any call of batch -> Output: a population member's functional
+    call), in float32. With precision "bfloat16" its forward (and so its backward) runs under torch.autocast:
+    matmuls in bfloat16 on a GPU's tensor cores; the loss is taken in float32 either way."""
     with torch.autocast(batch.target.device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
         logits = model(batch).logits
     return logits.float()
@@ -388,7 +389,8 @@ def checkpoint(spec: RunSpec, data: TaskData, model, optimizer, shuffle, noise, 
 
 
 def summarise(model, splits, config: TrainSpec, device, state) -> dict:
-    errors = {name: percent_by_task(evaluate(model, split, precision=config.precision)["wrong"].cpu(), split.to("cpu")) for name, split in splits.items()}
+    errors = {name: percent_by_task(evaluate(model, split, precision=config.precision)["wrong"].cpu(), split.to("cpu"))
+              for name, split in splits.items()}
     return summary_record(errors, config, device, state)
 
 

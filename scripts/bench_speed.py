@@ -48,9 +48,15 @@ PLANS = {  # tasks, seeds, training options over the pe-ls-rn preset, and the pa
 }
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work, so that a timer reads work done, not work launched (a CPU runs in order)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def limits(device: torch.device, size: int, dtype=torch.float32) -> tuple[float, float]:
     """What `device` does at best: a size² matmul (GFLOP/s) and a large copy (GB/s, read and write)."""
-    wait = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    wait = lambda: synchronize(device)
     a, b = torch.randn(size, size, device=device, dtype=dtype), torch.randn(size, size, device=device, dtype=dtype)
     a @ b
     wait()
@@ -97,7 +103,7 @@ def same_work(plan: dict, data_dir: str, scratch: Path, device: str = "cpu", pre
     """The same runs four ways (five with a bfloat16 row), one after another, one thread, on `device`."""
     specs = specs_for(plan, data_dir)
     data = {spec.task: load_data(spec.task) for spec in specs}
-    wait = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    wait = lambda: synchronize(torch.device(device))
     modes = {}
 
     def timed(name, train):
@@ -138,7 +144,7 @@ def same_work(plan: dict, data_dir: str, scratch: Path, device: str = "cpu", pre
 
 def compile_populations(specs, data, device: torch.device) -> float:
     """Seconds to compile the populations' training steps from cold: the first step of each, less a later step."""
-    total, wait = 0.0, torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    total, wait = 0.0, lambda: synchronize(device)
     units = bench.units_of([bench.Job(spec, "", "") for spec in specs], "population")
     for unit in units:
         population = Population([Member(job.spec, Path("."), data[job.spec.task]) for job in unit], device, compile=True)

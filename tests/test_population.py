@@ -58,6 +58,7 @@ def assert_same_run(alone: Path, member: Path) -> None:
     for key in ("test_error", "valid_error", "train_error", "epochs", "linear_start_epochs", "seed"):
         assert summary(alone)[key] == summary(member)[key]
 
+
 def assert_members_are_alone_runs(specs, tmp_path: Path, device: str = "cpu", compile: bool = False) -> None:
     """Train `specs` as one population (tmp_path/member-K) and each alone (tmp_path/alone-K): the same records."""
     members = [Member(s, tmp_path / f"member-{k}", load_data(s.task)) for k, s in enumerate(specs)]
@@ -65,7 +66,6 @@ def assert_members_are_alone_runs(specs, tmp_path: Path, device: str = "cpu", co
     for k, s in enumerate(specs):
         train_run(s, tmp_path / f"alone-{k}", progress=False, device=device)
         assert_same_run(tmp_path / f"alone-{k}", tmp_path / f"member-{k}")
-
 
 
 @pytest.fixture
