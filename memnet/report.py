@@ -572,7 +572,27 @@ def speed_tables(root: Path) -> dict[Path, str]:
                   f"of memory traffic (each op's inputs and outputs, unfused): {run['achieved_gflops']} GFLOP/s and "
                   f"{run['achieved_gbytes_per_s']} GB/s achieved over the whole run, against {machine['matmul_gflops_one_thread']} GFLOP/s "
                   f"and {machine['copy_gbytes_per_s_one_thread']} GB/s that one thread can do ({machine['cores']} cores here)."]
+        if "populations" in run:
+            lines += speed_breakdown(run, (gpu_minutes if run["device"].startswith("cuda") else cpu_minutes) * 60, machine["cores"])
     return {root / "summary.md": "\n".join(lines) + "\n"}
+
+
+def speed_breakdown(run: dict, target_seconds: float | None, cores: int) -> list[str]:
+    """Where a protocol's time went, population by population, and what its target asks of a step."""
+    lines = ["", "Where the time went: each population's members' seconds, summed from their run records (its worker's time on it, "
+             "compile and evaluation included).", "", "| tasks | members | stories padded to | steps | seconds | ms a step |",
+             "|---|---|---|---|---|---|"]
+    lines += [f"| {', '.join(name.split(':')[-1] for name in unit['tasks'])} | {unit['members']} | {unit['story_slots']} slots x "
+              f"{unit['story_words']} words | {unit['steps']} | {unit['seconds']} | {1000 * unit['seconds'] / unit['steps']:.1f} |"
+              for unit in run["populations"]]
+    busy, workers = sum(unit["seconds"] for unit in run["populations"]), run.get("workers") or cores
+    lines += ["", f"Together {busy:.0f} s of training on {workers} worker(s): at least {busy / workers:.0f} s of wall time however "
+                  f"they share it; the other {run['seconds'] - busy / workers:.0f} s of the {run['seconds']:.0f} went to loading data, "
+                  "starting workers and waiting for the last."]
+    if target_seconds and busy / workers > target_seconds:
+        lines[-1] += (f" The target of {target_seconds:.0f} s needs every step {busy / workers / target_seconds:.2f}x faster "
+                      "(or more cores).")
+    return lines
 
 
 # ---- ablation: arms of one preset, each a benchmark of its own (scripts/release_ablation.py) ---------------------

@@ -194,6 +194,7 @@ def protocol(name: str, results: Path, data_dir: str) -> dict:
     best = [row["best"] for row in rows if "+" not in row["group"]]
     jobs, _ = bench.make_grid(root, record["grid"], record["options"], data_dir)
     flops = traffic = 0
+    populations = []
     for unit in bench.units_of(jobs, "population"):
         members = [Member(job.spec, Path(job.run_dir), bench.cached_data(job.spec.task)) for job in unit]
         population = Population(members, torch.device("cpu"), compile=False)
@@ -208,11 +209,23 @@ def protocol(name: str, results: Path, data_dir: str) -> dict:
         steps = (spec.linear_start + spec.epochs) * max(per_epoch(len(m.data.splits["train"])) for m in members)
         flops += counter.get_total_flops() * steps
         traffic += counted.bytes * steps
+        populations.append(population_time(unit, population, steps))
     seconds = sum(inv["wall_seconds"] for inv in trained)
     return {"benchmark": str(root), "runs": sum(inv["runs_trained"] for inv in trained), "seconds": seconds,
+            "workers": trained[-1].get("workers"), "populations": populations,
             "mean_best_test_error": round(statistics.fmean(best), 2), "train_step_flops": flops, "train_step_bytes": traffic,
             "achieved_gflops": round(flops / seconds / 1e9, 2), "achieved_gbytes_per_s": round(traffic / seconds / 1e9, 2),
             "device": trained[-1]["device"], "code_version": trained[-1]["code_version"]}
+
+
+def population_time(unit: list, population: Population, steps: int) -> dict:
+    """Where a population's time went, from its members' run records: each member's `seconds` is its share
+    of the epochs it trained in (compile and evaluation included), so the members' sum is the time its
+    worker spent on the population, however the benchmark cut it into parts."""
+    seconds = sum(read_json(Path(job.run_dir) / "summary.json")["seconds"] for job in unit)
+    story = population.splits["train"].story.shape  # (p, n + 1, m, w)
+    return {"tasks": sorted({job.spec.task.name for job in unit}, key=lambda name: (len(name), name)), "members": len(unit), "story_slots": story[2],
+            "story_words": story[3], "steps": steps, "seconds": round(seconds, 1)}
 
 
 PROTOCOLS = {  # record key -> what it holds (the flag that names its benchmark folder is --KEY)

@@ -5,7 +5,7 @@ import json
 import pytest
 
 import memnet.bench as bench
-from memnet.records import write_json
+from memnet.records import read_json, write_json
 from memnet.report import write_report
 
 
@@ -105,6 +105,8 @@ def test_an_interrupted_benchmark_resumes_without_redoing_runs(babi_dir, tmp_pat
     assert (runs / "seed-0" / "summary.json").stat().st_mtime_ns == first  # finished run not redone
     table = (tmp_path / "b" / "summary.md").read_text()
     assert "best of 3" in table
+    resumed = read_json(tmp_path / "b" / "bench.json")["invocations"][-1]
+    assert (resumed["runs_trained"], resumed["workers"]) == (2, 1)  # the record says how the wall time was spent
 
     calls["n"] = 0
     monkeypatch.setattr(bench, "run_job", interrupted)  # a finished benchmark runs nothing again
