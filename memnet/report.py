@@ -580,10 +580,10 @@ def speed_tables(root: Path) -> dict[Path, str]:
 def speed_breakdown(run: dict, target_seconds: float | None, cores: int) -> list[str]:
     """Where a protocol's time went, population by population, and what its target asks of a step."""
     lines = ["", "Where the time went: each population's members' seconds, summed from their run records (its worker's time on it, "
-             "compile and evaluation included).", "", "| tasks | members | stories padded to | steps | seconds | ms a step |",
+             "compile and evaluation included); a member-step is one member's share of a training step.", "", "| tasks | members | stories padded to | steps | seconds | ms a member-step |",
              "|---|---|---|---|---|---|"]
     lines += [f"| {', '.join(name.split(':')[-1] for name in unit['tasks'])} | {unit['members']} | {unit['story_slots']} slots x "
-              f"{unit['story_words']} words | {unit['steps']} | {unit['seconds']} | {1000 * unit['seconds'] / unit['steps']:.1f} |"
+              f"{unit['story_words']} words | {unit['steps']} | {unit['seconds']} | {1000 * unit['seconds'] / unit['steps'] / unit['members']:.2f} |"
               for unit in run["populations"]]
     busy, workers = sum(unit["seconds"] for unit in run["populations"]), run.get("workers") or cores
     lines += ["", f"Together {busy:.0f} s of training on {workers} worker(s): at least {busy / workers:.0f} s of wall time however "

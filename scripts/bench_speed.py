@@ -241,7 +241,8 @@ def main() -> None:
     parser.add_argument("--out", default="results/speed")
     parser.add_argument("--quick", action="store_true", help="a small subset of the same comparison (under 2 minutes)")
     parser.add_argument("--keep-same-work", action="store_true",
-                        help="keep the same-work comparison of the record in --out (with its own environment) instead of running it")
+                        help="keep the same-work comparison of the record in --out (with its own environment and machine "
+                             "measurements) instead of running it")
     for key, what in PROTOCOLS.items():
         parser.add_argument(f"--{key.replace('_', '-')}", dest=key, help=f"a benchmark folder under --results that ran {what} on the fast path")
     parser.add_argument("--results", default="results")
@@ -257,7 +258,9 @@ def main() -> None:
     kept = read_json(out / "speed.json") if args.keep_same_work else {}
     if args.keep_same_work and "same_work" not in kept:
         parser.error(f"--keep-same-work: {out / 'speed.json'} holds no same-work comparison")
-    record = {"machine": machine(torch.device(args.device)), "environment": environment(torch.device(args.device))}
+    # a kept comparison keeps the machine's measurements with it: its timings, and the protocols', were made there
+    record = {"machine": kept["machine"] if kept else machine(torch.device(args.device)),
+              "environment": environment(torch.device(args.device))}
     torch.set_num_threads(1)
     if kept:
         record["same_work"] = {**kept["same_work"], "environment": kept["same_work"].get("environment", kept["environment"])}
