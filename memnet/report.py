@@ -544,6 +544,9 @@ def speed_tables(root: Path) -> dict[Path, str]:
     lines = ["# Speed", "", f"Made by `{env['command']}` (code `{env['code_version']}`, torch {env['libraries']['torch']}) on "
              f"{machine['cpu']}, {machine['cores']} cores, GPU: {machine['gpu'] or 'none'}. One thread measures "
              f"{machine['matmul_gflops_one_thread']} GFLOP/s (1024² matmul) and {machine['copy_gbytes_per_s_one_thread']} GB/s (copy)."]
+    if record["environment"] != env:  # the same-work part kept from an earlier run: say what wrote the rest
+        lines[-1] += (f" The protocols' sections were read from their benchmarks' records by `{record['environment']['command']}` "
+                      f"(code `{record['environment']['code_version']}`).")
     if "gpu_matmul_gflops" in machine:
         lines[-1] += (f" The GPU measures {machine['gpu_matmul_gflops']} GFLOP/s (8192² matmul, float32), "
                       f"{machine['gpu_matmul_gflops_bfloat16']} in bfloat16, and {machine['gpu_copy_gbytes_per_s']} GB/s (copy).")
