@@ -128,6 +128,22 @@ def test_spectral_clipping_bounds_the_largest_singular_value_of_each_matrix():
     assert gradient_norms(torch.tensor([[3.0, 4.0]]), "spectral").tolist() == [5.0]  # a vector: its length
 
 
+def test_the_largest_eigenvalue_by_repeated_squaring_is_the_eigensolvers_to_its_bound():
+    """train.largest_eigenvalue against LAPACK, in float64 so that only the method's error shows: never low,
+    high by at most s^(2^-17); a zero matrix gives 0, and a repeated or lone top eigenvalue is found too."""
+    rng = np.random.default_rng(0)
+    flat = rng.normal(size=(5, 30, 20)) * np.array([1e-3, 1.0, 7.0, 40.0, 1e3])[:, None, None]  # scales a step may see
+    grams = [flat.transpose(0, 2, 1) @ flat]
+    q = orthogonal(20, 4)
+    grams.append(np.stack([q @ np.diag(values) @ q.T for values in  # a top eigenvalue twice; one of rank 1; zero
+                           (np.r_[9.0, 9.0, np.linspace(5, 0, 18)], np.r_[4.0, np.zeros(19)], np.zeros(20))]))
+    for gram in grams:
+        found = train_module.largest_eigenvalue(torch.tensor(gram)).numpy()
+        exact = np.linalg.eigvalsh(gram)[:, -1].clip(min=0)
+        assert np.all(found >= exact * (1 - 1e-12)) and np.all(found <= exact * 20 ** (2.0**-17) + 1e-300)
+    assert train_module.largest_eigenvalue(torch.zeros(1, 3, 3)).tolist() == [0.0]  # float32 too: no NaN from 0 / 0
+
+
 # ---- the model: time words, answers, the cut ------------------------------------------------------
 
 def test_time_words_are_rows_of_the_tables_scaled_by_position_weight_column_J():

@@ -195,19 +195,20 @@ class MemN2N(nn.Module):
     def embed(self, tables: list[nn.Embedding], bags: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """Sentence vectors in each table (..., n, d): the weighted sums of the words' vectors.
 
-        The n tables are read as one (their columns side by side), so each word is looked up once.
-        Compiled (memnet.population), the sum is written out word by word: the lookups, weights and
-        sum then fuse into one loop over the n * d columns, reading whole table rows. Written as a
-        reduction over w, inductor vectorises across the words instead, with a masked gather per
-        column, several times slower on sentences of 9 words or more. Eagerly, one lookup of all the
-        words is fewer calls. (Weighted bags over the vocabulary times the tables, also tried, cost
-        V/w times the arithmetic.)"""
+        The n tables are read as one, stacked (rows, n, d), so each word is looked up once. Stacked, not
+        side by side (rows, n d): a column's place in its table is then an index of its own, so the
+        compiled backward's scatter into the tables weights each column without a division per element
+        (13% of a step of 50-slot stories, measured in one process). Compiled (memnet.population), the sum
+        is written out word by word: the lookups, weights and sum then fuse into one loop over the n d
+        columns, reading whole table rows. Written as a reduction over w, inductor vectorises across the
+        words instead, with a masked gather per column, several times slower on sentences of 9 words or
+        more. Eagerly, one lookup of all the words is fewer calls. (Weighted bags over the vocabulary
+        times the tables, also tried, cost V/w times the arithmetic.)"""
         words, weights = bags  # (..., w), (..., w, d)
-        table = torch.cat([t.weight for t in tables], -1) if len(tables) > 1 else tables[0].weight  # (rows, n d)
-        rows = lambda looked_up: looked_up.view(*looked_up.shape[:-1], len(tables), -1)  # (..., n, d)
+        table = torch.stack([t.weight for t in tables], 1)  # (rows, n, d)
         if torch.compiler.is_compiling():
-            return sum(rows(F.embedding(words[..., j], table)) * weights[..., j, None, :] for j in range(words.shape[-1]))
-        return (rows(F.embedding(words, table)) * weights[..., None, :]).sum(-3)
+            return sum(table[words[..., j]] * weights[..., j, None, :] for j in range(words.shape[-1]))
+        return (table[words] * weights[..., None, :]).sum(-3)
 
     def story_tables(self) -> list[nn.Embedding]:
         """The word tables that read the story: adjacent, A^1 = E[0] .. A^K = E[K-1] and C^K = E[K]; layer-wise, A and C."""
