@@ -368,6 +368,9 @@ def run_members(members: list[Member], device, compile: bool, progress: bool, ch
             if first_step is None:
                 first_step = time.perf_counter() - t0  # compiling, mostly
                 print(f"population of {len(members)}: first step (compiling) took {first_step:.1f} s", file=sys.stderr)
+                for k in live:  # in the record, so that a benchmark can say how much of its time was compiling
+                    members[k].state["population"] = {"members": len(members), "first_step_seconds": round(first_step, 2)
+                                                      + members[k].state.get("population", {}).get("first_step_seconds", 0.0)}
             loss_sum += loss
             wrong_sum += wrong.sum(1)
         valid_loss, valid_wrong = evaluate(population.forward, population.params, population.buffers,
@@ -425,4 +428,7 @@ def summarise(population: Population, finished: list[int]) -> None:
         errors = {name: percent_by_task(wrong[k, : len(member.data.splits[name])], member.data.splits[name].to("cpu"))
                   for name, wrong in wrongs.items()}
         population.save(k)
-        write_json(member.out / "summary.json", summary_record(errors, member.spec.train, population.device, member.state))
+        record = summary_record(errors, member.spec.train, population.device, member.state)
+        if "population" in member.state:  # its population's size and first steps (a resumed run compiles again)
+            record["population"] = member.state["population"]
+        write_json(member.out / "summary.json", record)

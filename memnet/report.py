@@ -583,11 +583,13 @@ def speed_tables(root: Path) -> dict[Path, str]:
 def speed_breakdown(run: dict, target_seconds: float | None, cores: int) -> list[str]:
     """Where a protocol's time went, population by population, and what its target asks of a step."""
     lines = ["", "Where the time went: each population's members' seconds, summed from their run records (its worker's time on it, "
-             "compile and evaluation included); a member-step is one member's share of a training step.", "", "| tasks | members | stories padded to | steps | seconds | ms a member-step |",
-             "|---|---|---|---|---|---|"]
+             "compile and evaluation included), and of those its first steps (compiling, mostly; one a part where the benchmark cut "
+             "it, - where the records predate them); a member-step is one member's share of a training step.", "",
+             "| tasks | members | stories padded to | steps | seconds | of which first steps | ms a member-step |",
+             "|---|---|---|---|---|---|---|"]
     lines += [f"| {', '.join(name.split(':')[-1] for name in unit['tasks'])} | {unit['members']} | {unit['story_slots']} slots x "
-              f"{unit['story_words']} words | {unit['steps']} | {unit['seconds']} | {1000 * unit['seconds'] / unit['steps'] / unit['members']:.2f} |"
-              for unit in run["populations"]]
+              f"{unit['story_words']} words | {unit['steps']} | {unit['seconds']} | {unit.get('first_step_seconds') or '-'} | "
+              f"{1000 * unit['seconds'] / unit['steps'] / unit['members']:.2f} |" for unit in run["populations"]]
     busy, workers = sum(unit["seconds"] for unit in run["populations"]), run.get("workers") or cores
     lines += ["", f"Together {busy:.0f} s of training on {workers} worker(s): at least {busy / workers:.0f} s of wall time however "
                   f"they share it; the other {run['seconds'] - busy / workers:.0f} s of the {run['seconds']:.0f} went to loading data, "

@@ -222,10 +222,14 @@ def population_time(unit: list, population: Population, steps: int) -> dict:
     """Where a population's time went, from its members' run records: each member's `seconds` is its share
     of the epochs it trained in (compile and evaluation included), so the members' sum is the time its
     worker spent on the population, however the benchmark cut it into parts."""
-    seconds = sum(read_json(Path(job.run_dir) / "summary.json")["seconds"] for job in unit)
+    summaries = [read_json(Path(job.run_dir) / "summary.json") for job in unit]
+    # each part's first step (compiling, mostly), shared out over its members; records made before it was kept have none
+    parts = [summary["population"] for summary in summaries if "population" in summary]
+    first_steps = round(sum(part["first_step_seconds"] / part["members"] for part in parts), 1) if parts else None
     story = population.splits["train"].story.shape  # (p, n + 1, m, w)
-    return {"tasks": sorted({job.spec.task.name for job in unit}, key=lambda name: (len(name), name)), "members": len(unit), "story_slots": story[2],
-            "story_words": story[3], "steps": steps, "seconds": round(seconds, 1)}
+    return {"tasks": sorted({job.spec.task.name for job in unit}, key=lambda name: (len(name), name)), "members": len(unit),
+            "story_slots": story[2], "story_words": story[3], "steps": steps,
+            "seconds": round(sum(summary["seconds"] for summary in summaries), 1), "first_step_seconds": first_steps}
 
 
 PROTOCOLS = {  # record key -> what it holds (the flag that names its benchmark folder is --KEY)

@@ -82,6 +82,9 @@ def test_a_member_is_the_run_it_would_be_alone(mixed, tmp_path):
     assert_members_are_alone_runs(specs, tmp_path)
     config = json.loads((tmp_path / "member-1" / "config.json").read_text())
     assert config["spec"] == specs[1].to_dict() and config["engine"]["members"] == 3
+    recorded = json.loads((tmp_path / "member-1" / "summary.json").read_text())["population"]  # what a benchmark's time was
+    assert recorded["members"] == 3 and recorded["first_step_seconds"] > 0
+    assert "population" not in json.loads((tmp_path / "alone-1" / "summary.json").read_text())
 
 
 def test_adam_members_match_alone_runs(babi_dir, tmp_path):

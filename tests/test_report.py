@@ -141,12 +141,13 @@ def test_a_speed_record_says_where_the_protocol_time_went(tmp_path):
     """Each population's seconds and its time a member-step; the workers' lower bound; what the target asks of a step."""
     record = json.loads((RESULTS / "speed" / "speed.json").read_text())
     record["protocol_1k"].update(seconds=400.0, workers=2, populations=[
-        {"tasks": ["babi:2", "babi:3"], "members": 20, "story_slots": 50, "story_words": 6, "steps": 3000, "seconds": 300.0},
+        {"tasks": ["babi:2", "babi:3"], "members": 20, "story_slots": 50, "story_words": 6, "steps": 3000, "seconds": 300.0,
+         "first_step_seconds": 40.0},
         {"tasks": ["babi:1"], "members": 10, "story_slots": 10, "story_words": 11, "steps": 3750, "seconds": 300.0}])
     write_json(tmp_path / "speed.json", record)
     summary = next(iter(speed_tables(tmp_path).values()))
-    assert "| 2, 3 | 20 | 50 slots x 6 words | 3000 | 300.0 | 5.00 |" in summary
-    assert "| 1 | 10 | 10 slots x 11 words | 3750 | 300.0 | 8.00 |" in summary
+    assert "| 2, 3 | 20 | 50 slots x 6 words | 3000 | 300.0 | 40.0 | 5.00 |" in summary
+    assert "| 1 | 10 | 10 slots x 11 words | 3750 | 300.0 | - | 8.00 |" in summary
     assert "Together 600 s of training on 2 worker(s): at least 300 s of wall time" in summary
     assert "the other 100 s of the 400" in summary
     assert "The target of 240 s needs every step 1.25x faster" in summary  # 300 s at best against 4 min
