@@ -13,7 +13,8 @@ Parts:
              (cpu, or cuda: every path on the GPU); --precision bfloat16 adds a row, the compiled population
              under bfloat16 autocast, to check that its error is the float32 row's
   protocols  the 1k per-task protocol, joint training and the 10k protocol on the fast path: each read from a
-             benchmark folder that `memnet bench` trained (--protocol-1k NAME, --joint NAME, --protocol-10k NAME),
+             benchmark folder that `memnet bench` trained (--protocol-1k NAME, --joint NAME, --protocol-10k NAME;
+             --protocol-1k-warm NAME: the 1k grid rerun with torch's compile cache warm),
              with its FLOPs and bytes per step counted on one eager step per population, so the record says
              how far it runs from this machine's limits
 
@@ -234,6 +235,7 @@ def population_time(unit: list, population: Population, steps: int) -> dict:
 
 PROTOCOLS = {  # record key -> what it holds (the flag that names its benchmark folder is --KEY)
     "protocol_1k": "the 1k per-task protocol, 20 tasks x 10 seeds",
+    "protocol_1k_warm": "the same grid rerun with torch's compile cache warm (as any rerun of the same code is)",
     "joint": "joint training on the 20 tasks of 1k, 10 seeds",
     "protocol_10k": "the 10k per-task protocol, 20 tasks x 4 seeds",
 }
