@@ -526,7 +526,7 @@ def sequences_tables(root: Path) -> dict[Path, str]:
 SPEED_RECORD = "speed.json"
 SPEED_PROTOCOLS = {  # speed.json key -> its section's title, and the wall-time targets in minutes on the 2-core CPU and a GPU
     "protocol_1k": ("The 1k per-task protocol", 4, 20 / 60),
-    "protocol_1k_warm": ("The 1k per-task protocol again, torch's compile cache warm", 4, 20 / 60),
+    "protocol_1k_warm": ("The 1k per-task protocol again (torch's compile cache warm)", 4, 20 / 60),
     "joint": ("Joint training, 10 seeds", 15, None),
     "protocol_10k": ("The 10k per-task protocol", 25, None)}
 
