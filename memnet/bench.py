@@ -276,7 +276,8 @@ def run_bench(name: str, grid: dict, options: dict, *, data_dir=None, results: s
                         process.terminate()
                     raise
         bar.close()
-        record["invocations"][-1].update(engine=engine, workers=workers, wall_seconds=round(time.perf_counter() - started, 1), runs_trained=len(todo),
+        record["invocations"][-1].update(engine=engine, workers=workers, wall_seconds=round(time.perf_counter() - started, 1),
+                                         runs_trained=len(todo),
                                          **({"ray": cluster} if cluster else {}))
         write_json(root / "bench.json", record)
         tables = write_report(root)

@@ -369,8 +369,8 @@ def run_members(members: list[Member], device, compile: bool, progress: bool, ch
                 first_step = time.perf_counter() - t0  # compiling, mostly
                 print(f"population of {len(members)}: first step (compiling) took {first_step:.1f} s", file=sys.stderr)
                 for k in live:  # in the record, so that a benchmark can say how much of its time was compiling
-                    members[k].state["population"] = {"members": len(members), "first_step_seconds": round(first_step, 2)
-                                                      + members[k].state.get("population", {}).get("first_step_seconds", 0.0)}
+                    before = members[k].state.get("population", {}).get("first_step_seconds", 0.0)  # a resume compiles again
+                    members[k].state["population"] = {"members": len(members), "first_step_seconds": before + round(first_step, 2)}
             loss_sum += loss
             wrong_sum += wrong.sum(1)
         valid_loss, valid_wrong = evaluate(population.forward, population.params, population.buffers,
