@@ -128,7 +128,8 @@ def test_a_gpu_speed_record_shows_the_gpu_target_and_the_bfloat16_row(tmp_path):
     work = record["same_work"]
     work["device"] = "cuda"
     work["modes"]["compiled_population_bfloat16"] = {"seconds": 10.0, "mean_test_error": work["fast_mean_test_error"] + 0.25}
-    record["protocol_1k"]["device"] = "cuda: NVIDIA H200"
+    for key in ("protocol_1k", "protocol_1k_warm"):  # both 1k protocols ran on the GPU
+        record[key]["device"] = "cuda: NVIDIA H200"
     write_json(tmp_path / "speed.json", record)
     summary = next(iter(speed_tables(tmp_path).values()))
     assert "The GPU measures 50000.0 GFLOP/s" in summary and "one thread and the GPU" in summary
