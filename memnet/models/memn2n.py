@@ -198,7 +198,7 @@ class MemN2N(nn.Module):
         The n tables are read as one, stacked (rows, n, d), so each word is looked up once. Stacked, not
         side by side (rows, n d): a column's place in its table is then an index of its own, so the
         compiled backward's scatter into the tables weights each column without a division per element
-        (13% of a step of 50-slot stories, measured in one process). Compiled (memnet.population), the sum
+        (results/speed/step-changes.json times it against the side-by-side tables). Compiled (memnet.population), the sum
         is written out word by word: the lookups, weights and sum then fuse into one loop over the n d
         columns, reading whole table rows. Written as a reduction over w, inductor vectorises across the
         words instead, with a masked gather per column, several times slower on sentences of 9 words or
