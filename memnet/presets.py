@@ -49,6 +49,9 @@ PRESETS = {
     # the transformer over sentence vectors (memnet.models.story_transformer): Adam, a setting to tune on validation
     "storyformer": {"model": {}, "train": {"optimizer": "adam", "lr": 0.001, "epochs": 100, "lr_halve_every": 25,
                                            "random_noise": True}},
+    # the same in joint training, on the schedule of MemN2N's joint settings: 60 epochs, lr halved every 15
+    "storyformer-joint": {"model": {}, "train": {"optimizer": "adam", "lr": 0.001, "epochs": 60, "lr_halve_every": 15,
+                                                 "random_noise": True}},
     # the attentive reader (GRU sentence encoder + one attention read)
     "attentive": {"model": {}, "train": {"optimizer": "adam", "lr": 0.003, "epochs": 20, "lr_halve_every": 0}},
 }
