@@ -27,6 +27,7 @@ from tqdm import tqdm
 from memnet.locks import hold
 from memnet.records import code_identity, environment, read_json, write_json
 from memnet.spec import RunSpec, SpecError, differences, resolve
+from memnet.models import step_work
 from memnet.population import Member, population_key, train_population
 from memnet.train import Diverged, load_data, refuse_other_work, resolve_device, train_run
 from tasks.babi import parse_task_list, task_files
@@ -170,11 +171,11 @@ COMPILE_WORK = 5e8
 
 
 def work(unit: list[Job]) -> float:
-    """A population's training work, roughly: members x training questions x epochs x the padded
-    story (slots x words), which the step's lookups scale with."""
+    """A population's training work, roughly: members x training questions x epochs x a member-step's work
+    on the padded story (slots x words, which MemN2N's lookups scale with; `memnet.models.step_work`)."""
     slots, words = (max(size) for size in zip(*(shape_of(job) for job in unit)))
     questions = max(len(cached_data(job.spec.task).splits["train"]) * job.spec.train.epochs for job in unit)
-    return len(unit) * questions * slots * words
+    return len(unit) * questions * step_work(unit[0].spec.model.name, slots, words)
 
 
 def start_worker(threads: int) -> None:
