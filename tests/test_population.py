@@ -9,6 +9,7 @@ import torch
 
 import memnet.population as population_module
 from memnet import bench
+from memnet.models import step_work
 from memnet.population import Member, population_key, train_population
 from memnet.spec import resolve
 from memnet.train import load_data, train_run
@@ -245,3 +246,15 @@ def test_a_process_compiles_the_graphs_of_more_populations_than_dynamos_default_
     for size in range(1, 11):  # a worker training ten units, each of its own shapes
         population_module.compiled(step, enabled=True)(torch.ones(size))
     assert counters["stats"]["unique_graphs"] - before == 10  # none left to run eagerly past the 8th
+
+
+def test_the_bench_weighs_a_storyformer_step_by_its_sentences_reading_each_other(mixed, tmp_path):
+    """MemN2N's step work grows with the story's slots, the storyformer's faster (every sentence reads every
+    other), so that the bench cuts its long-story populations across workers by what they really cost."""
+    assert step_work("memn2n", 40, 6) == 2 * step_work("memn2n", 20, 6)
+    assert step_work("storyformer", 40, 6) > 2.5 * step_work("storyformer", 20, 6)
+    grid = {"models": ["storyformer:storyformer"], "tasks": "2", "variants": ["en"], "modes": ["per-task"], "repeats": 2}
+    jobs, _ = bench.make_grid(tmp_path / "b", grid, {"model": {}, "train": {"epochs": 3}, "task": {}}, mixed)
+    slots, words = bench.shape_of(jobs[0])
+    questions = len(bench.cached_data(jobs[0].spec.task).splits["train"])
+    assert bench.work(jobs) == 2 * questions * 3 * step_work("storyformer", slots, words)
