@@ -55,11 +55,12 @@ def population_key(spec: RunSpec) -> tuple | None:
     """Runs with the same key can train as one population; None: this model trains alone.
 
     The key holds what shapes the compiled step: the model and its config, the batch size, the
-    optimizer, the norm that clipping measures, the random-noise rule (its draws' width) and the precision."""
+    optimizer and its weight decay, the norm that clipping measures, the random-noise rule (its draws' width) and
+    the precision."""
     if spec.model.name not in POPULATION:
         return None
-    return (spec.model.name, spec.model.config, spec.train.batch_size, spec.train.optimizer, spec.task.family,
-            spec.train.clip_measure, spec.train.noise_rule, spec.train.precision)
+    return (spec.model.name, spec.model.config, spec.train.batch_size, spec.train.optimizer, spec.train.weight_decay,
+            spec.task.family, spec.train.clip_measure, spec.train.noise_rule, spec.train.precision)
 
 
 @dataclasses.dataclass
@@ -124,8 +125,10 @@ def rows_of(data: Batch, index: torch.Tensor) -> Batch:
     return type(data)(**{name: value[members, index] for name, value in data.tensors().items()})
 
 
-def make_step(model, optimizer: str, clip_measure: str = "frobenius", noise_rule: str = "gaps", precision: str = "float32"):
-    """The population's training step: gather each member's batch, add its noise, vmap(grad), clip, update."""
+def make_step(model, optimizer: str, clip_measure: str = "frobenius", noise_rule: str = "gaps", precision: str = "float32",
+              weight_decay: float = 0.0):
+    """The population's training step: gather each member's batch, add its noise, vmap(grad), clip, update
+    (adamw: the weight decay as torch.optim.AdamW's, lr * weight_decay * weight, beside Adam's step)."""
     gradients = vmap(grad(lambda *args: member_loss(model, *args, precision=precision), has_aux=True))
 
     def step(params, moments, buffers, train, index, count, gap, noisy, answers, lr, clip, active):
@@ -142,8 +145,9 @@ def make_step(model, optimizer: str, clip_measure: str = "frobenius", noise_rule
             scale = torch.where(clip > 0, clip_scale(norm, clip), torch.ones_like(norm))
             g = g * scale.view(-1, *[1] * (g.dim() - 1))
             step_size = lr.view(-1, *[1] * (g.dim() - 1))
-            if optimizer == "adam":
+            if optimizer in ("adam", "adamw"):
                 g, new_moments[name] = adam_direction(g, moments[name], active)
+                g = g + weight_decay * value
             new_params[name] = torch.where(active.view(-1, *[1] * (g.dim() - 1)), value - step_size * g, value)
         return new_params, new_moments, loss, wrong
 
@@ -220,7 +224,7 @@ class Population:
         self.buffers = {name: torch.stack([dict(model.named_buffers())[name] for model in models]).to(device)
                         for name, _ in models[0].named_buffers()}
         self.moments = {}
-        if self.config.optimizer == "adam":
+        if self.config.optimizer in ("adam", "adamw"):
             self.moments = {name: {"m": torch.zeros_like(value), "v": torch.zeros_like(value),
                                    "step": torch.zeros(len(members), device=device)} for name, value in self.params.items()}
         # a model may score more classes than the data has (MemN2N's release answers score its time words)
@@ -233,7 +237,7 @@ class Population:
             rows = math.ceil((max(len(member.data.splits[name]) for member in members) + 1) / EVAL_ROWS) * EVAL_ROWS
             self.splits[name] = stack([member.data.splits[name] for member in members], dims, rows, device)
         self.step = compiled(make_step(self.template, self.config.optimizer, self.config.clip_measure, self.config.noise_rule,
-                                       self.config.precision), compile)
+                                       self.config.precision, self.config.weight_decay), compile)
         self.forward = compiled(make_forward(self.template, self.config.precision), compile)
 
     # -- one member's state, in the single-run format (memnet.train.checkpoint), both ways ----------

@@ -67,7 +67,9 @@ class TaskSpec:
 class TrainSpec:
     epochs: Annotated[int, Field(ge=1)] = 100  # epochs of the main schedule (after any linear start)
     batch_size: Annotated[int, Field(ge=1)] = 32
-    optimizer: Literal["sgd", "adam"] = "sgd"  # "sgd" as in the paper
+    optimizer: Literal["sgd", "adam", "adamw"] = "sgd"  # "sgd" as in the paper; "adamw": Adam with decoupled weight decay
+    weight_decay: Annotated[float, Field(ge=0)] = 0.0  # adamw only: each step shrinks every weight by lr * weight_decay
+    # (Loshchilov & Hutter 2019, as torch.optim.AdamW given all of the model's parameters)
     lr: Annotated[float, Field(gt=0)] = 0.01
     lr_halve_every: Annotated[int, Field(ge=0)] = 25  # epochs between halvings of lr; 0 keeps it constant (joint: 15)
     lr_halve_at_multiples: bool = False  # count the main schedule's epochs from 1 and halve lr at the start of each
@@ -87,6 +89,10 @@ class TrainSpec:
     precision: Literal["float32", "bfloat16"] = "float32"  # "bfloat16": forward and backward under torch.autocast
     # (matmuls and their kin in bfloat16; parameters, gradients, clipping, updates and the loss in float32)
     seed: Annotated[int, Field(ge=0)] = 0  # model init, batch order and noise: same seed, same run
+
+    def __post_init__(self):
+        if self.weight_decay and self.optimizer != "adamw":
+            raise ValueError(f"weight_decay applies to optimizer adamw only; this run's optimizer is {self.optimizer}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -175,6 +175,8 @@ def learning_rate(config: TrainSpec, epoch: int, main_from: int | None) -> float
 def make_optimizer(config: TrainSpec, model) -> torch.optim.Optimizer:
     if config.optimizer == "adam":
         return torch.optim.Adam(model.parameters(), lr=config.lr)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     return torch.optim.SGD(model.parameters(), lr=config.lr)
 
 

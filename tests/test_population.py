@@ -93,6 +93,12 @@ def test_adam_members_match_alone_runs(babi_dir, tmp_path):
     assert_members_are_alone_runs(specs, tmp_path)
 
 
+def test_adamw_members_match_alone_runs(babi_dir, tmp_path):
+    specs = [spec(babi_dir, 1, seed, optimizer="adamw", weight_decay=0.5, lr=0.003, epochs=3, linear_start=0)
+             for seed in (0, 1)]
+    assert_members_are_alone_runs(specs, tmp_path)
+
+
 def test_a_diverging_member_leaves_the_others_untouched(babi_dir, tmp_path):
     specs = [spec(babi_dir, 1, 0), spec(babi_dir, 1, 1, lr=1e30, clip_norm=0.0, linear_start=0)]
     members = [Member(s, tmp_path / f"member-{k}", load_data(s.task)) for k, s in enumerate(specs)]

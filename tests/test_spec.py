@@ -52,6 +52,7 @@ def snapshot(folder: Path) -> dict[str, str]:
     (["--epochs", "abc"], "train.epochs"),
     (["--optimizer", "adagrad"], "train.optimizer"),
     (["--precision", "float16"], "train.precision"),
+    (["--weight-decay", "0.1"], "weight_decay"),  # SGD (the default) has no decoupled weight decay
     (["--memory-size", "0"], "task.memory_size"),
     (["-o", "hops=abc"], "hops"),
     (["-o", "hops=0"], "hops"),
