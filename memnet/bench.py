@@ -254,7 +254,7 @@ def run_bench(name: str, grid: dict, options: dict, *, data_dir=None, results: s
         units = units_of(todo, engine, workers)
         workers = min(workers, max(1, len(units)))
         threads = 1 if workers > 1 else torch.get_num_threads()
-        bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc=name, unit="run", dynamic_ncols=True)
+        bar = Progress(name, jobs, todo)
         run = functools.partial(run_unit, device="cuda" if gpu else "cpu", use_wandb=use_wandb, engine=engine, compile=compile)
         cluster = {}  # ray: where the units ran, and the runs that failed
         if engine == "ray" and units:
@@ -293,14 +293,45 @@ def run_bench(name: str, grid: dict, options: dict, *, data_dir=None, results: s
     return root
 
 
-def show(bar, unit: list[Job], summaries: list[dict]) -> None:
+def show(bar: "Progress", unit: list[Job], summaries: list[dict]) -> None:
     for job, summary in zip(unit, summaries):
         what = f"{job.spec.model.name} {job.spec.task.variant} {job.spec.task.name} seed {job.spec.train.seed}"
         if "diverged" in summary:
             bar.write(f"{what} diverged and is left out: {summary['diverged']}")
         else:
-            bar.set_postfix_str(f"{what}: test {summary['test_error']['all']}%")
-        bar.update(1)
+            bar.status(f"{what}: test {summary['test_error']['all']}%")
+        bar.finished(job)
+
+
+class Progress:
+    """The grid's bar. It moves by each finished run's share of this invocation's work (`work`), not by runs:
+    a population's runs end together and runs differ in cost, so a count of runs misjudges the time left. Its
+    rate is the mean since the start (no smoothing), as work ends in bursts. The runs are counted beside it."""
+
+    def __init__(self, name: str, jobs: list[Job], todo: list[Job]):
+        self.share = {job.run_dir: work([job]) for job in todo}
+        self.runs, self.done, self.note = len(jobs), len(jobs) - len(todo), ""
+        self.bar = tqdm(total=sum(self.share.values()) or 1, initial=0 if todo else 1, desc=name, dynamic_ncols=True,
+                        smoothing=0, bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}")
+        self.show()
+
+    def finished(self, job: Job) -> None:
+        self.done += 1
+        self.bar.update(self.share[job.run_dir])
+        self.show()
+
+    def status(self, note: str) -> None:
+        self.note = note
+        self.show()
+
+    def show(self) -> None:
+        self.bar.set_postfix_str(f"{self.done}/{self.runs} runs" + (f"; {self.note}" if self.note else ""))
+
+    def write(self, text: str) -> None:
+        self.bar.write(text)
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def log_table_to_wandb(name: str, root: Path) -> None:

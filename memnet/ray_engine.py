@@ -270,7 +270,7 @@ def run_on_ray(units: list[list], bar, *, device: str, compile: bool, address: s
                     runs_by_node[flight.node] = runs_by_node.get(flight.node, 0) + 1
                     if "diverged" in summaries[k]:
                         bar.write(f"{what} diverged and is left out: {summaries[k]['diverged']}")
-                bar.update(1)
+                bar.finished(job)
 
         while queue or flights:
             while queue and len(flights) < capacity():
@@ -280,7 +280,7 @@ def run_on_ray(units: list[list], bar, *, device: str, compile: bool, address: s
                     held.enter_context(hold(job.run_dir))  # the driver writes these folders while the unit is out
                 submit(Flight(unit, held))
             running = sum(len(f.unit) for f in flights.values() if f.node)
-            bar.set_postfix_str(f"running {running}, failed {len(failed)}")
+            bar.status(f"running {running}, failed {len(failed)}")
             [stream], _ = ray.wait(list(flights), num_returns=1)
             flight = flights.pop(stream)
             try:
@@ -307,7 +307,7 @@ def run_on_ray(units: list[list], bar, *, device: str, compile: bool, address: s
             else:
                 flight.node = message.get("node", flight.node)
                 flights[stream] = flight
-        bar.set_postfix_str(f"running 0, failed {len(failed)}")
+        bar.status(f"running 0, failed {len(failed)}")
         nodes = [node["NodeManagerAddress"] for node in ray.nodes() if node["Alive"]]
         return {"address": address or "local", "nodes": nodes, "gpu": gpu, "runs_by_node": runs_by_node, "failed": failed}
     finally:

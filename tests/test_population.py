@@ -264,3 +264,18 @@ def test_the_bench_weighs_a_storyformer_step_by_its_sentences_reading_each_other
     slots, words = bench.shape_of(jobs[0])
     questions = len(bench.cached_data(jobs[0].spec.task).splits["train"])
     assert bench.work(jobs) == 2 * questions * 3 * step_work("storyformer", slots, words)
+
+
+def test_the_bench_bar_moves_by_each_runs_share_of_the_work(mixed, tmp_path):
+    """Task 2's stories are longer than task 1's: its run moves the bar further, and the runs are counted beside it."""
+    grid = {"models": ["memn2n"], "tasks": "1-2", "variants": ["en"], "modes": ["per-task"], "repeats": 1}
+    jobs, _ = bench.make_grid(tmp_path / "b", grid, {"model": {}, "train": {"epochs": 1}, "task": {}}, mixed)
+    short, long = sorted(jobs, key=lambda job: bench.work([job]))
+    assert bench.work([short]) < bench.work([long])
+    bar = bench.Progress("b", jobs, jobs)
+    bar.finished(short)
+    assert bar.bar.n / bar.bar.total == pytest.approx(bench.work([short]) / (bench.work([short]) + bench.work([long]))) and bar.bar.n / bar.bar.total < 0.5
+    assert "1/2 runs" in bar.bar.postfix
+    bar.finished(long)
+    assert bar.bar.n == pytest.approx(bar.bar.total) and "2/2 runs" in bar.bar.postfix
+    bar.close()
