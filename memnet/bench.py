@@ -313,18 +313,18 @@ class Progress:
         self.runs, self.done, self.note = len(jobs), len(jobs) - len(todo), ""
         self.bar = tqdm(total=sum(self.share.values()) or 1, initial=0 if todo else 1, desc=name, dynamic_ncols=True,
                         smoothing=0, bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}")
-        self.show()
+        self.refresh()
 
     def finished(self, job: Job) -> None:
         self.done += 1
         self.bar.update(self.share[job.run_dir])
-        self.show()
+        self.refresh()
 
     def status(self, note: str) -> None:
         self.note = note
-        self.show()
+        self.refresh()
 
-    def show(self) -> None:
+    def refresh(self) -> None:
         self.bar.set_postfix_str(f"{self.done}/{self.runs} runs" + (f"; {self.note}" if self.note else ""))
 
     def write(self, text: str) -> None:

@@ -274,7 +274,8 @@ def test_the_bench_bar_moves_by_each_runs_share_of_the_work(mixed, tmp_path):
     assert bench.work([short]) < bench.work([long])
     bar = bench.Progress("b", jobs, jobs)
     bar.finished(short)
-    assert bar.bar.n / bar.bar.total == pytest.approx(bench.work([short]) / (bench.work([short]) + bench.work([long]))) and bar.bar.n / bar.bar.total < 0.5
+    fraction = bar.bar.n / bar.bar.total
+    assert fraction == pytest.approx(bench.work([short]) / (bench.work([short]) + bench.work([long]))) and fraction < 0.5
     assert "1/2 runs" in bar.bar.postfix
     bar.finished(long)
     assert bar.bar.n == pytest.approx(bar.bar.total) and "2/2 runs" in bar.bar.postfix
