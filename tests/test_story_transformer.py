@@ -73,10 +73,22 @@ def test_bad_options_say_what_is_valid():
         model_config("storyformer", {"hops": 3})
 
 
-def test_population_members_match_alone_runs(babi_dir, tmp_path):
+def test_tied_layers_are_one_block_read_again():
+    config = dict(dim=8, attention_heads=2, layers=3)
+    tied, untied = (StoryTransformer(StoryTransformerConfig(**config, tie_layers=tie), tiny_sizes(8)) for tie in (True, False))
+    block = sum(p.numel() for p in untied.blocks[0].parameters())
+    assert sum(p.numel() for p in untied.parameters()) - sum(p.numel() for p in tied.parameters()) == 2 * block
+    assert all(b is tied.blocks[0] for b in tied.blocks)
+    out = tied(tiny_babi_batch([[2, 4], [6, 0]]))
+    assert out.attention.shape == (2, 3, 4) and not torch.equal(out.attention[:, 0], out.attention[:, 1])
+
+
+@pytest.mark.parametrize("tie_layers", [False, True])
+def test_population_members_match_alone_runs(babi_dir, tmp_path, tie_layers):
     """Adam, random noise, two tasks of other vocabularies and memory sizes: each member is its run alone."""
     write_other_task(babi_dir / "en", 2, 30, seed=9)
-    specs = [resolve("storyformer", "storyformer", {"dim": 8, "attention_heads": 2, "layers": 2}, {"epochs": 2, "seed": seed},
+    model = {"dim": 8, "attention_heads": 2, "layers": 2, "tie_layers": tie_layers}
+    specs = [resolve("storyformer", "storyformer", model, {"epochs": 2, "seed": seed},
                      {"name": f"babi:{task}", "data_dir": str(babi_dir)}) for task, seed in [(1, 0), (2, 1)]]
     assert_members_are_alone_runs(specs, tmp_path)
 

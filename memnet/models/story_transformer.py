@@ -41,6 +41,8 @@ class StoryTransformerConfig:
     dim: Annotated[int, Field(ge=1)] = 32  # model size d (word vectors, sentence tokens, every layer)
     attention_heads: Annotated[int, Field(ge=1)] = 4  # attention heads h; d must divide into them
     layers: Annotated[int, Field(ge=1)] = 3  # transformer layers l, each one read of the story by the question
+    tie_layers: bool = False  # one layer's weights for every layer, as MemN2N's layer-wise tying and the
+    # Universal Transformer (Dehghani et al. 2019) share theirs across depth
     ffn: Annotated[int, Field(ge=1)] = 64  # hidden size of each layer's feed-forward net
     encoding: Literal["bow", "position", "position-release"] = "position-release"  # word weights in a sentence
     # vector, as MemN2N's (memnet.models.memn2n.word_weights)
@@ -70,7 +72,8 @@ class StoryTransformer(nn.Module):
         for parameter in (self.words.weight, self.times.weight, self.question):
             nn.init.normal_(parameter, std=config.init_std)
         self.words.weight.data[0] = 0
-        self.blocks = nn.ModuleList(Block(config) for _ in range(config.layers))
+        block = Block(config) if config.tie_layers else None
+        self.blocks = nn.ModuleList(block or Block(config) for _ in range(config.layers))
         self.norm = nn.LayerNorm(d)
         self.answer = nn.Linear(d, V)  # W
 
