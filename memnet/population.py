@@ -246,9 +246,9 @@ class Population:
         """Member k as a model of its own, with an optimizer holding its state."""
         member = self.members[k]
         model = build_model(member.spec.model.name, member.spec.model.config, member.data.sizes)
-        with torch.no_grad():  # by parameter, not state_dict: a weight tied across modules is one parameter here
-            for name, parameter in model.named_parameters():
-                parameter.copy_(self.params[name][k][tuple(slice(0, size) for size in self.shapes[k][name])])
+        state = {name: self.params[name][k][tuple(slice(0, size) for size in shape)].detach().cpu()
+                 for name, shape in self.shapes[k].items()}
+        model.load_state_dict(state)
         optimizer = make_optimizer(member.spec.train, model)
         if self.moments:
             for name, parameter in model.named_parameters():

@@ -72,8 +72,7 @@ class StoryTransformer(nn.Module):
         for parameter in (self.words.weight, self.times.weight, self.question):
             nn.init.normal_(parameter, std=config.init_std)
         self.words.weight.data[0] = 0
-        block = Block(config) if config.tie_layers else None
-        self.blocks = nn.ModuleList(block or Block(config) for _ in range(config.layers))
+        self.blocks = nn.ModuleList(Block(config) for _ in range(1 if config.tie_layers else config.layers))
         self.norm = nn.LayerNorm(d)
         self.answer = nn.Linear(d, V)  # W
 
@@ -93,8 +92,8 @@ class StoryTransformer(nn.Module):
         question = self.embed(batch.query) + self.question  # (b, d)
         x = torch.cat([question[:, None], sentences], 1)  # (b, n, d)
         attention = []
-        for block in self.blocks:
-            x, weights = block(x, mask)  # (b, n, d), (b, h, n, m)
+        for layer in range(self.config.layers):
+            x, weights = self.blocks[layer % len(self.blocks)](x, mask)  # (b, n, d), (b, h, n, m)
             attention.append(weights[:, :, 0].mean(1))  # (b, m): the question's read, over heads
         logits = self.answer(self.norm(x[:, 0]))  # (b, V)
         logits = logits.masked_fill(torch.arange(logits.shape[-1], device=logits.device) == 0, float("-inf"))  # PAD
