@@ -1,11 +1,13 @@
 """The bAbI benchmark: a grid of runs, each one seed of one model on one task, resumable.
 
     results/<name>/bench.json                       the grid, the options every run shares, and the commands that ran it
-    results/<name>/runs/<model>/<variant>-<mode>/<task>/seed-S/   one run directory per seed (see memnet.train)
+    results/<name>/runs.jsonl.gz                    every finished run's records, added as it finishes (memnet.run_record)
+    results/<name>/runs/<model>/<variant>-<mode>/<task>/seed-S/   one run directory per seed (see memnet.train): on disk, not in git
     results/<name>/summary.md, results.csv, results.json          tables made from the run records (memnet.report)
 
 A benchmark folder is its grid and its options: re-running the same command finishes what is
-missing (a run with a summary.json is never redone; one with only a checkpoint resumes from it),
+missing (a run in the pack is never redone, even where its folder is gone, as in a fresh clone; one
+with only a checkpoint resumes from it),
 a command with other options is refused, and `--extend` adds models, tasks, data, modes or seeds
 with the same options. One command at a time holds the folder. On CPU independent runs go to
 separate processes, one thread each (the models are too small to use more); on a GPU they run
@@ -26,6 +28,7 @@ from tqdm import tqdm
 
 from memnet.locks import hold
 from memnet.records import code_identity, environment, read_json, write_json
+from memnet.run_record import PACK, RUNS, RunRecord, pack, read_pack
 from memnet.spec import RunSpec, SpecError, differences, resolve
 from memnet.models import step_work
 from memnet.population import Member, population_key, train_population
@@ -42,6 +45,7 @@ class Job:
     spec: RunSpec  # everything the run computes, seed included
     preset: str  # the preset the spec started from ("" for the model's defaults): a label, not identity
     run_dir: str
+    identity: dict | None = None  # what the run is in its grid: model, preset, setting, variant, mode, tasks, seed
 
 
 def parse_model_spec(text: str) -> tuple[str, str]:
@@ -73,10 +77,29 @@ def make_grid(root: Path, grid: dict, options: dict, data_dir) -> tuple[list[Job
                             "data_dir": str(data_dir) if data_dir else None}
                     spec = resolve(model, preset or None, options["model"], options["train"], task)
                     label = f"task-{group}" if mode == "per-task" else "joint"
+                    setting = text.replace(":", "-")
                     for seed in range(spec.train.seed, spec.train.seed + grid["repeats"]):
-                        run_dir = root / "runs" / text.replace(":", "-") / f"{variant}-{mode}" / label / f"seed-{seed}"
-                        jobs.append(Job(spec.with_seed(seed), preset, str(run_dir)))
+                        run_dir = root / RUNS / setting / f"{variant}-{mode}" / label / f"seed-{seed}"
+                        identity = {"model": model, "preset": preset, "setting": setting, "variant": variant, "mode": mode,
+                                    "tasks": [int(task) for task in group.split(",")], "seed": seed}
+                        jobs.append(Job(spec.with_seed(seed), preset, str(run_dir), identity))
     return jobs, missing
+
+
+def run_path(root: Path, job: Job) -> str:
+    """A job's run folder relative to its benchmark folder: its key in the benchmark's pack."""
+    return Path(job.run_dir).relative_to(root).as_posix()
+
+
+def refuse_other_packed(root: Path, job: Job, packed: dict[str, RunRecord]) -> None:
+    """Refuse, before any work, a grid whose run is packed with another spec (read-only)."""
+    record = packed.get(run_path(root, job))
+    if record is None:
+        return
+    changed = differences(record.config.get("spec", {}), job.spec.to_dict())
+    if changed:
+        raise SpecError(f"{root / PACK} holds {run_path(root, job)} with another spec ({'; '.join(changed)}); nothing was "
+                        "changed. Start a new benchmark with another --name")
 
 
 def merged_grid(stored: dict, asked: dict) -> dict:
@@ -191,7 +214,7 @@ def run_job(job: Job, device: str, use_wandb: bool, data=None) -> dict:
     resume = (Path(job.run_dir) / "config.json").exists()
     try:
         return train_run(job.spec, job.run_dir, resume=resume, progress=False, device=device, use_wandb=use_wandb,
-                         data=data or cached_data(job.spec.task), preset=job.preset or None)
+                         data=data or cached_data(job.spec.task), preset=job.preset or None, identity=job.identity)
     except Diverged as error:
         return {"diverged": str(error)}
 
@@ -203,7 +226,7 @@ def run_unit(unit: list[Job], device: str, use_wandb: bool, engine: str, compile
     data = data or [cached_data(job.spec.task) for job in unit]
     if engine == "local" or population_key(unit[0].spec) is None:
         return [run_job(job, device, use_wandb, task_data) for job, task_data in zip(unit, data)]
-    members = [Member(job.spec, Path(job.run_dir), task_data, job.preset or None) for job, task_data in zip(unit, data)]
+    members = [Member(job.spec, Path(job.run_dir), task_data, job.preset or None, job.identity) for job, task_data in zip(unit, data)]
     return train_population(members, device=device, compile=compile, progress=False, checkpoint_seconds=checkpoint_seconds)
 
 
@@ -234,10 +257,15 @@ def run_bench(name: str, grid: dict, options: dict, *, data_dir=None, results: s
     root = Path(results) / name
     grid = settle_identity(root, grid, options, extend)
     jobs, missing = make_grid(root, grid, options, data_dir)  # every spec checked before any work
+    packed = read_pack(root)
     for job in jobs:
+        refuse_other_packed(root, job, packed)
         if Path(job.run_dir).exists():
             refuse_other_work(Path(job.run_dir), job.spec, resume=True)
     with hold(root, "benchmark folder"):
+        identities = {run_path(root, job): job.identity for job in jobs}
+        pack(root, identities=identities)  # runs that finished after the last pack (a command stopped mid-unit)
+        packed = read_pack(root)
         started = time.perf_counter()
         record = read_json(root / "bench.json") if (root / "bench.json").exists() else {"invocations": []}
         here = resolve_device("cpu" if engine == "ray" else device)  # ray: the units' device is the cluster's (memnet.ray_engine)
@@ -250,11 +278,12 @@ def run_bench(name: str, grid: dict, options: dict, *, data_dir=None, results: s
         if use_wandb:
             os.environ["WANDB_RUN_GROUP"] = name  # every run of the benchmark in one wandb group
         asked_workers, workers = workers, 1 if gpu else (workers or os.cpu_count() or 1)
-        todo = [job for job in jobs if not (Path(job.run_dir) / "summary.json").exists()]
+        todo = [job for job in jobs if run_path(root, job) not in packed]
         units = units_of(todo, engine, workers)
         workers = min(workers, max(1, len(units)))
         threads = 1 if workers > 1 else torch.get_num_threads()
-        bar = Progress(name, jobs, todo)
+        # each run goes into the benchmark's pack as it finishes, so a protocol cut short keeps every finished run
+        bar = Progress(name, jobs, todo, on_finished=lambda job: pack(root, [Path(job.run_dir)], identities))
         run = functools.partial(run_unit, device="cuda" if gpu else "cpu", use_wandb=use_wandb, engine=engine, compile=compile)
         cluster = {}  # ray: where the units ran, and the runs that failed
         if engine == "ray" and units:
@@ -306,9 +335,11 @@ def show(bar: "Progress", unit: list[Job], summaries: list[dict]) -> None:
 class Progress:
     """The grid's bar. It moves by each finished run's share of this invocation's work (`work`), not by runs:
     a population's runs end together and runs differ in cost, so a count of runs misjudges the time left. Its
-    rate is the mean since the start (no smoothing), as work ends in bursts. The runs are counted beside it."""
+    rate is the mean since the start (no smoothing), as work ends in bursts. The runs are counted beside it.
+    `on_finished(job)` is called as each run ends (finished, diverged or failed)."""
 
-    def __init__(self, name: str, jobs: list[Job], todo: list[Job]):
+    def __init__(self, name: str, jobs: list[Job], todo: list[Job], on_finished=lambda job: None):
+        self.on_finished = on_finished
         self.share = {job.run_dir: work([job]) for job in todo}
         self.runs, self.done, self.note = len(jobs), len(jobs) - len(todo), ""
         self.bar = tqdm(total=sum(self.share.values()) or 1, initial=0 if todo else 1, desc=name, dynamic_ncols=True,
@@ -316,6 +347,7 @@ class Progress:
         self.refresh()
 
     def finished(self, job: Job) -> None:
+        self.on_finished(job)
         self.done += 1
         self.bar.update(self.share[job.run_dir])
         self.refresh()

@@ -16,6 +16,7 @@ from memnet.batches import IGNORE_INDEX, DataSizes
 from memnet.models import build_model, model_config
 from memnet.models.output import Output
 from memnet.records import load_checkpoint, read_json, write_atomic, write_json
+from memnet.run_record import is_finished, summary_of
 from tasks.registry import TaskData, load
 from tasks.vocab import Vocab
 
@@ -61,8 +62,8 @@ def load_run(run_dir: str | Path, data_dir=None) -> Run:
     model = build_model(name, model_config(name, options), DataSizes(**saved["sizes"]))
     model.load_state_dict(saved["model"])
     model.eval()
-    summary_path = checkpoint.parent / "summary.json"
-    return Run(checkpoint.parent, model, data, read_json(summary_path) if summary_path.exists() else {})
+    # the run folder's summary, or its benchmark's pack where the folder has none ({} for a run not finished)
+    return Run(checkpoint.parent, model, data, summary_of(checkpoint.parent) if is_finished(checkpoint.parent) else {})
 
 
 @torch.no_grad()

@@ -20,7 +20,6 @@ Shapes: p members, b batch rows, n questions, e noise draws per story.
 """
 
 import dataclasses
-import json
 import math
 import sys
 import time
@@ -36,7 +35,8 @@ from tqdm import tqdm
 from memnet.batches import IGNORE_INDEX, Batch, draw_time_noise, noise_draws, noised_time
 from memnet.locks import hold
 from memnet.models import POPULATION, build_model
-from memnet.records import read_json, save_torch, write_json
+from memnet.records import read_json, save_torch
+from memnet.run_record import SUMMARY, append_epoch, epoch_line, write_summary
 from memnet.spec import RunSpec
 from memnet.train import (checkpoint, clip_scale, end_epoch, epoch_order, gradient_norms, learning_rate, logits_of,
                           make_optimizer, percent_by_task, phase_of, refuse_other_work, resolve_device, restore, summary_record,
@@ -71,6 +71,7 @@ class Member:
     out: Path
     data: TaskData
     preset: str | None = None
+    identity: dict | None = None  # what the run is in its benchmark's grid (memnet.train.restore records it)
     state: dict = dataclasses.field(default_factory=dict)  # epoch, main_from, best_linear_loss, seconds (as memnet.train)
     shuffle: torch.Generator | None = None
     noise: torch.Generator | None = None
@@ -307,24 +308,24 @@ def train_population(members: list[Member], *, device: str = "auto", compile: bo
             held.enter_context(hold(member.out))
         todo = []
         for member in members:
-            if (member.out / "summary.json").exists():
+            if (member.out / SUMMARY).exists():
                 member.done = True
             else:
                 todo.append(member)
         if todo:
             run_members(todo, device, compile, progress, checkpoint_seconds)
-    return [{"diverged": m.diverged} if m.diverged else read_json(m.out / "summary.json") for m in members]
+    return [{"diverged": m.diverged} if m.diverged else read_json(m.out / SUMMARY) for m in members]
 
 
 def run_members(members: list[Member], device, compile: bool, progress: bool, checkpoint_seconds: float) -> None:
     population = Population(members, device, compile)
-    engine = {"engine": "population", "members": len(members), "compiled": compile}
+    engine = {"engine": "population", "members": len(members), "compiled": compile, "threads": torch.get_num_threads()}
     for k, member in enumerate(members):  # a lone run's start, or its resume from the checkpoint
         model, optimizer = population.member_model(k)
         member.shuffle = torch.Generator().manual_seed(member.spec.train.seed)
         member.noise = torch.Generator(device=device).manual_seed(member.spec.train.seed)
         member.state = restore(member.spec, member.out, member.data, model, optimizer, member.shuffle, member.noise,
-                               device, member.preset, engine)
+                               device, member.preset, engine, member.identity)
         population.load_member(k, model, optimizer)
     trained = [k for k, member in enumerate(members) if member.state["epoch"] >= member.total_epochs()]
     if trained:  # stopped between their last checkpoint and their summary: nothing left to train
@@ -414,10 +415,8 @@ def finish_epoch(population: Population, k: int, phase: str, lr: float, train_lo
         return
     valid_loss, valid_error = valid_loss / n_valid, valid_wrong[:n_valid].sum().item() / n_valid
     end_epoch(config, state, phase, valid_loss, seconds)
-    line = {"epoch": epoch, "phase": phase, "lr": lr, "train_loss": train_loss / n_train, "train_error": train_wrong / n_train,
-            "valid_loss": valid_loss, "valid_error": valid_error, "seconds": round(seconds, 4)}
-    with open(member.out / "metrics.jsonl", "a") as file:
-        file.write(json.dumps(line) + "\n")
+    append_epoch(member.out, epoch_line(epoch, phase, lr, train_loss / n_train, train_wrong / n_train, valid_loss, valid_error,
+                                       seconds))
     member.done = state["epoch"] >= member.total_epochs()
 
 
@@ -435,4 +434,4 @@ def summarise(population: Population, finished: list[int]) -> None:
         record = summary_record(errors, member.spec.train, population.device, member.state)
         if "population" in member.state:  # its population's size and first steps (a resumed run compiles again)
             record["population"] = member.state["population"]
-        write_json(member.out / "summary.json", record)
+        write_summary(member.out, record)

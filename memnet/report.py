@@ -30,12 +30,14 @@ import argparse
 import csv
 import io
 import json
+import os
 import statistics
 import sys
 from pathlib import Path
 
 from memnet.published import PUBLISHED
-from memnet.records import read_json, read_jsonl, write_atomic
+from memnet.records import read_json, write_atomic
+from memnet.run_record import PACK, benchmark_folders, finished_folders, runs_of
 from memnet.selection import RULE, best_of
 from tasks.babi import TASK_IDS
 
@@ -50,6 +52,7 @@ POOLED = {"per-task": "pooled: per-task choice among settings by validation",
 FAITHFULNESS_RECORD = "faithfulness.json"  # written by scripts/faithfulness.py: its arguments and every command
 REAL_DATA_GROUP = "memn2n-pe-ls-rn en per-task"  # the real-data runs the faithfulness table stands beside
 SEQUENCES_RECORD = "sequences.json"  # written by scripts/bench_sequences.py: its plan and every command that ran it
+BY_LENGTH = "by_length.json"  # a seq2seq run's exact match per source length, beside its summary (scripts/bench_sequences.py)
 
 
 def json_text(obj) -> str:
@@ -62,23 +65,32 @@ def json_text(obj) -> str:
 def read_runs(root: Path) -> dict[str, list[dict]]:
     """group name -> finished runs, each {task, seed, setting, valid, test, seconds, device}; one entry per task a run reports."""
     groups: dict[str, list[dict]] = {}
-    for summary_path in sorted((root / "runs").glob("*/*/*/seed-*/summary.json")):
-        run_dir = summary_path.parent
-        spec, data, label = run_dir.parts[-4], run_dir.parts[-3], run_dir.parts[-2]
-        mode = "joint" if data.endswith("-joint") else "per-task"
-        variant = data.removesuffix("-" + mode)
-        summary = read_json(summary_path)
+    for path, record in runs_of(root).items():
+        identity, summary = record.identity, record.summary
+        if identity is None:  # a run folder the benchmark has not packed yet, from before identities were recorded
+            identity = identity_from_path(path)
+        spec, variant, mode = identity["setting"], identity["variant"], identity["mode"]
         group = f"{spec} {variant} {mode}"
-        tasks = [label.removeprefix("task-")] if mode == "per-task" else [t for t in summary["test_error"] if t != "all"]
+        tasks = [str(identity["tasks"][0])] if mode == "per-task" else [t for t in summary["test_error"] if t != "all"]
         for task in tasks:
             key = "all" if mode == "per-task" else task
             groups.setdefault(group, []).append({
-                "task": int(task), "seed": summary["seed"], "setting": spec, "run": str(run_dir.relative_to(root)),
+                "task": int(task), "seed": summary["seed"], "setting": spec, "run": path,
                 "valid": summary["valid_error"].get(key, summary["valid_error"]["all"]),
                 "select_by": summary["valid_error"]["all"],  # joint: one model for all tasks, chosen on all of valid
                 "test": summary["test_error"][key], "seconds": summary["seconds"], "device": summary["device"],
             })
     return groups
+
+
+def identity_from_path(path: str) -> dict:
+    """The identity of a run of `memnet bench` told by its folder (runs/SETTING/VARIANT-MODE/task-N|joint/seed-S), for
+    records written before the identity was recorded: read once, when such records are packed (scripts/pack_results.py)."""
+    _, setting, data, label, seed = Path(path).parts
+    mode = "joint" if data.endswith("-joint") else "per-task"
+    tasks = [int(task) for task in label.removeprefix("task-").split(",")] if mode == "per-task" else []
+    return {"setting": setting, "variant": data.removesuffix("-" + mode), "mode": mode, "tasks": tasks,
+            "seed": int(seed.removeprefix("seed-"))}
 
 
 def is_pooled(group: str) -> bool:
@@ -292,9 +304,9 @@ def faithfulness_tables(root: Path) -> dict[Path, str]:
     bench = root.parent / Path(record["bench"]).name  # scripts/faithfulness.py keeps --bench beside --out
     real = real_data_errors(bench)
     runs: dict[int, list[dict]] = {}
-    for summary_path in (root / "runs").glob("task-*/seed-*/summary.json"):
-        summary = read_json(summary_path)
-        runs.setdefault(int(summary_path.parent.parent.name.removeprefix("task-")), []).append(
+    for path, run in runs_of(root).items():  # runs/task-N/seed-S
+        summary = run.summary
+        runs.setdefault(int(Path(path).parts[1].removeprefix("task-")), []).append(
             {"seed": summary["seed"], "valid": summary["valid_error"]["all"], "test": summary["test_error"]["all"]})
     rows = []
     for task, task_runs in sorted(runs.items()):
@@ -363,10 +375,6 @@ def markdown_table(columns: list[str], rows: list[list]) -> str:
     return "\n".join(lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]) + "\n"
 
 
-def read_metrics(run_dir: Path) -> list[dict]:
-    return read_jsonl(run_dir / "metrics.jsonl")  # a damaged line is named, with what to do
-
-
 def sequences_header(title: str, part: str, record: dict, summaries: list[dict]) -> tuple[str, list[dict]]:
     """The title and the lines under it: which commands trained the part's runs, with what code, on what device,
     and where the records are; and those commands' records, for the json."""
@@ -396,19 +404,19 @@ def temporal_tables(root: Path, settings: dict, record: dict) -> dict[Path, str]
     """temporal_order.md and .json: test accuracy per level and cell, mean ± std over seeds; first epoch at 99% valid."""
     from tasks.temporal_order import LEVELS
 
-    rows, summaries, planned = [], [], 0
+    rows, summaries, planned, finished = [], [], 0, runs_of(root)
     for row in settings["rows"]:
         models = {}
         for column, model in settings["columns"].items():
             runs = []
             for seed in range(row["seeds"]):
-                run_dir = root / "runs" / "temporal" / row["name"] / column / f"seed-{seed}"
+                path = f"runs/temporal/{row['name']}/{column}/seed-{seed}"
                 planned += 1
-                if not (run_dir / "summary.json").exists():
+                if path not in finished:
                     continue
-                summary, metrics = read_json(run_dir / "summary.json"), read_metrics(run_dir)
+                summary, metrics = finished[path].summary, finished[path].metrics
                 summaries.append(summary)
-                runs.append({"seed": seed, "run": str(run_dir.relative_to(root)), "test_accuracy": round(100 - summary["test_error"]["all"], 2),
+                runs.append({"seed": seed, "run": path, "test_accuracy": round(100 - summary["test_error"]["all"], 2),
                              "first_epoch_valid_99": next((m["epoch"] + 1 for m in metrics if m["valid_error"] <= 0.01), None),
                              "valid_accuracy": [round(100 * (1 - m["valid_error"]), 1) for m in metrics], "seconds": summary["seconds"]})
             models[column] = {"title": model["title"], "runs": runs}
@@ -433,16 +441,16 @@ def temporal_tables(root: Path, settings: dict, record: dict) -> dict[Path, str]
 
 def echo_tables(root: Path, settings: dict, record: dict) -> dict[Path, str]:
     """echo.md and .json: test accuracy after the last epoch, per delay and cell."""
-    rows, summaries = [], []
+    rows, summaries, finished = [], [], runs_of(root)
     for delay in settings["delays"]:
         row = {"echo_step": delay}
         for cell in settings["cells"]:
             row[cell] = []
             for seed in range(settings["seeds"]):
-                run_dir = root / "runs" / "echo" / cell.lower() / f"delay-{delay}" / f"seed-{seed}"
-                if (run_dir / "summary.json").exists():
-                    summaries.append(read_json(run_dir / "summary.json"))
-                    row[cell].append({"run": str(run_dir.relative_to(root)), **summaries[-1]})
+                path = f"runs/echo/{cell.lower()}/delay-{delay}/seed-{seed}"
+                if path in finished:
+                    summaries.append(finished[path].summary)
+                    row[cell].append({"run": path, **summaries[-1]})
         rows.append(row)
     md, made = sequences_header("Echo: test accuracy (%) by delay", "echo", record, summaries)
     config = settings["config"]
@@ -460,20 +468,20 @@ def echo_tables(root: Path, settings: dict, record: dict) -> dict[Path, str]:
 
 def seq2seq_tables(root: Path, settings: dict, record: dict) -> dict[Path, str]:
     """seq2seq.md and .json: exact match by source length (from each run's by_length.json), in bands and one by one."""
-    rows, summaries, counts = [], [], set()
+    rows, summaries, counts, finished = [], [], set(), runs_of(root)
     for task in settings["tasks"]:
         for attention in settings["attentions"]:
             runs = []
             for seed in range(settings["seeds"]):
-                run_dir = root / "runs" / "seq2seq" / task / attention / f"seed-{seed}"
-                if not (run_dir / "summary.json").exists() or not (run_dir / "by_length.json").exists():
+                path = f"runs/seq2seq/{task}/{attention}/seed-{seed}"
+                if path not in finished or BY_LENGTH not in finished[path].extra:
                     continue
-                summary, by_length = read_json(run_dir / "summary.json"), read_json(run_dir / "by_length.json")
+                summary, by_length = finished[path].summary, finished[path].extra[BY_LENGTH]
                 summaries.append(summary)
                 counts.update(by_length["sequences"].values())
-                runs.append({"seed": seed, "run": str(run_dir.relative_to(root)),
+                runs.append({"seed": seed, "run": path,
                              "exact_match_by_length": {int(n): v for n, v in by_length["exact_match"].items()},
-                             "valid_error_by_epoch": [round(100 * m["valid_error"], 1) for m in read_metrics(run_dir)],
+                             "valid_error_by_epoch": [round(100 * m["valid_error"], 1) for m in finished[path].metrics],
                              "seconds": summary["seconds"]})
             lengths = sorted({n for run in runs for n in run["exact_match_by_length"]})
             mean = {n: round(statistics.mean(run["exact_match_by_length"][n] for run in runs if n in run["exact_match_by_length"]), 1)
@@ -515,7 +523,8 @@ SEQUENCE_PARTS = {"temporal": temporal_tables, "echo": echo_tables, "seq2seq": s
 def sequences_tables(root: Path) -> dict[Path, str]:
     """The tables of each part of the sequence benchmark that has finished runs, from sequences.json and the runs."""
     record = read_json(root / SEQUENCES_RECORD)
-    return {path: text for part, build in SEQUENCE_PARTS.items() if any((root / "runs" / part).rglob("summary.json"))
+    parts = {Path(path).parts[1] for path in runs_of(root)}  # runs/PART/...
+    return {path: text for part, build in SEQUENCE_PARTS.items() if part in parts
             for path, text in build(root, record["settings"][part], record).items()}
 
 
@@ -668,8 +677,8 @@ BUILDERS = {"babi": babi_tables, "faithfulness": faithfulness_tables, "sequences
 
 
 def has_runs(folder: Path) -> bool:
-    """Whether a folder holds a benchmark's finished runs (runs/<model-spec>/<data>/<label>/seed-S/summary.json)."""
-    return any((folder / "runs").glob("*/*/*/seed-*/summary.json"))
+    """Whether a folder holds a benchmark's finished runs: a pack, or a finished run folder (memnet.run_record)."""
+    return (folder / PACK).exists() or bool(finished_folders(folder))
 
 
 def kind_of(folder: Path) -> str | None:
@@ -723,13 +732,31 @@ def add_report_parser(commands) -> None:
                                              "from the records under RESULTS_DIR; --check only compares.")
     parser.add_argument("results_dir", metavar="RESULTS_DIR", help="results/, or one folder of it")
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 listing each table that differs from its records")
+    parser.add_argument("--runs", action="store_true",
+                        help="write nothing; print every run record under RESULTS_DIR, one JSON object a line: "
+                             "path (the run's folder relative to RESULTS_DIR), identity, config, summary, metrics")
     parser.set_defaults(run=run_report_command)
+
+
+def print_runs(results_dir: Path) -> None:
+    """`memnet report DIR --runs`: every run record under DIR (packed or in its folder), one JSON object a line."""
+    try:
+        for root in benchmark_folders(results_dir):
+            for path, record in runs_of(root).items():
+                line = {**record.line(), "path": (root / path).relative_to(results_dir).as_posix()}
+                sys.stdout.write(json.dumps(line) + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:  # `| head`: the reader has what it wanted
+        sys.stdout = open(os.devnull, "w")
 
 
 def run_report_command(args: argparse.Namespace) -> None:
     root = Path(args.results_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"no folder {root}")
+    if args.runs:
+        print_runs(root)
+        return
     folders, others = table_folders(root)
     where = f"{len(folders)} folder{'s' * (len(folders) != 1)}"
     if not folders:

@@ -33,6 +33,7 @@ import time
 from memnet.asking import AskError, align_typed, ask
 from memnet.batches import Seq2SeqBatch, StoryBatch
 from memnet.inspection import Run, attend, load_run, matching, predict, pyplot, split_support
+from memnet.run_record import metrics_of
 
 VERDICTS = {"wrong answers": "wrong", "right answers": "right", "all": "all"}
 NONE = "(none)"  # the second run of a comparison, when there is none
@@ -212,12 +213,10 @@ def support_html(runs: dict[str, Run]) -> str:
 
 def curves_figure(runs: dict[str, Run]):
     """Loss and validation error per epoch, one line per run (metrics.jsonl)."""
-    from memnet.report import read_metrics
-
     plt = pyplot()
     figure, (loss, error) = plt.subplots(1, 2, figsize=(10, 3.4))
     for label, run in runs.items():
-        metrics = read_metrics(run.path) if (run.path / "metrics.jsonl").exists() else []
+        metrics = metrics_of(run.path)  # the run folder's, or its benchmark's pack where the folder has none
         epochs = [row["epoch"] + 1 for row in metrics]
         line, = loss.plot(epochs, [row["train_loss"] for row in metrics], ".-", label=f"{label} train")
         loss.plot(epochs, [row["valid_loss"] for row in metrics], ".--", color=line.get_color(), label=f"{label} valid")

@@ -35,6 +35,7 @@ from memnet.locks import hold
 from memnet.models import build_model
 from memnet.records import (check_output_folder, code_identity, environment, load_checkpoint, read_json, read_jsonl, save_torch,
                             write_atomic, write_json)
+from memnet.run_record import append_epoch, epoch_line, start_run, write_summary
 from memnet.selection import best_of
 from memnet.spec import RunSpec, SpecError, TaskSpec, TrainSpec, differences
 from tasks.registry import TaskData, load
@@ -258,7 +259,8 @@ def record_environment(out: Path, device: torch.device) -> dict:
 
 
 def train_run(spec: RunSpec, out: str | Path, *, resume: bool = False, progress: bool = True, device: str = "auto",
-              use_wandb: bool = False, data: TaskData | None = None, preset: str | None = None) -> dict:
+              use_wandb: bool = False, data: TaskData | None = None, preset: str | None = None,
+              identity: dict | None = None) -> dict:
     """Train the run `spec` describes into the folder `out`; return its summary.
 
     `out` is held against other writers; a folder that holds another spec's run is refused
@@ -271,13 +273,17 @@ def train_run(spec: RunSpec, out: str | Path, *, resume: bool = False, progress:
         refuse_other_work(out, spec, resume)  # again, now that no one else can write
         if resume and (out / "summary.json").exists():
             return read_json(out / "summary.json")
-        return train_held(spec, out, resume, progress, resolve_device(device), use_wandb, data, preset)
+        return train_held(spec, out, resume, progress, resolve_device(device), use_wandb, data, preset, identity)
 
 
 def restore(spec: RunSpec, out: Path, data: TaskData, model, optimizer, shuffle: torch.Generator, noise: torch.Generator,
-            device: torch.device, preset: str | None, engine: dict | None = None) -> dict:
+            device: torch.device, preset: str | None, engine: dict, identity: dict | None = None) -> dict:
     """Resume a run from its checkpoint (model, optimizer, every generator, loop state), or start its
-    records afresh; returns the loop state. Shared by lone runs and population members."""
+    records afresh; returns the loop state. Shared by lone runs and population members.
+
+    `engine`: how it trains ({"engine": "alone"} or a population's size, whether compiled, threads), kept in
+    the record because only a lone run on the CPU repeats its numbers bit for bit. `identity`: what the run
+    is in a benchmark's grid (memnet.bench), recorded so that no reader parses its folder's name."""
     checkpoint_path = out / "checkpoint.pt"
     if checkpoint_path.exists():
         saved = load_checkpoint(checkpoint_path)
@@ -294,16 +300,14 @@ def restore(spec: RunSpec, out: Path, data: TaskData, model, optimizer, shuffle:
         lines = read_jsonl(out / "metrics.jsonl", drop_partial_last=True) if (out / "metrics.jsonl").exists() else []
         write_atomic(out / "metrics.jsonl", "".join(json.dumps(line) + "\n" for line in lines if line["epoch"] < state["epoch"]))
         record = read_json(out / "config.json")
-        record.setdefault("resumed", []).append({**record_environment(out, device), **({"engine": engine} if engine else {})})
+        record.setdefault("resumed", []).append({**record_environment(out, device), "engine": engine})
         write_json(out / "config.json", record)
         return state
     if (out / "config.json").exists():  # a folder copied without its checkpoint
         print(f"{out} has no checkpoint: training this run from the start", file=sys.stderr)
-    out.mkdir(parents=True, exist_ok=True)
-    write_atomic(out / "metrics.jsonl", "")
-    write_json(out / "config.json", {"spec": spec.to_dict(), "sizes": dataclasses.asdict(data.sizes), "preset": preset,
-                                     "skipped": data.skipped, "environment": record_environment(out, device),
-                                     **({"engine": engine} if engine else {})})
+    start_run(out, {"spec": spec.to_dict(), "sizes": dataclasses.asdict(data.sizes), "preset": preset, "skipped": data.skipped,
+                    "environment": record_environment(out, device), "engine": engine,
+                    **({"identity": identity} if identity else {})})
     return {"epoch": 0, "main_from": 0 if not spec.train.linear_start else None, "best_linear_loss": math.inf, "seconds": 0.0}
 
 
@@ -348,7 +352,7 @@ def end_epoch(config: TrainSpec, state: dict, phase: str, valid_loss: float, sec
 
 
 def train_held(spec: RunSpec, out: Path, resume: bool, progress: bool, device: torch.device, use_wandb: bool,
-               data: TaskData | None, preset: str | None) -> dict:
+               data: TaskData | None, preset: str | None, identity: dict | None = None) -> dict:
     config, checkpoint_path = spec.train, out / "checkpoint.pt"
     data = data or load_data(spec.task)
     torch.manual_seed(config.seed)
@@ -356,7 +360,8 @@ def train_held(spec: RunSpec, out: Path, resume: bool, progress: bool, device: t
     optimizer = make_optimizer(config, model)
     shuffle = torch.Generator().manual_seed(config.seed)  # batch order: same seed, same run
     noise = torch.Generator(device=device).manual_seed(config.seed)  # random noise, drawn where the data is
-    state = restore(spec, out, data, model, optimizer, shuffle, noise, device, preset)
+    engine = {"engine": "alone", "threads": torch.get_num_threads()}
+    state = restore(spec, out, data, model, optimizer, shuffle, noise, device, preset, engine, identity)
     splits = {name: split.to(device) for name, split in data.splits.items()}
     train = splits["train"]
     if use_wandb:
@@ -381,11 +386,9 @@ def train_held(spec: RunSpec, out: Path, resume: bool, progress: bool, device: t
             raise Diverged(f"{out}: {error} at epoch {epoch + 1} (seed {config.seed}); try a lower --lr or clipping") from None
         valid = evaluate(model, splits["valid"], precision=config.precision)
         end_epoch(config, state, phase, valid["loss"], time.perf_counter() - started)
-        line = {"epoch": epoch, "phase": phase, "lr": lr, "train_loss": train_loss,
-                "train_error": wrong.sum().item() / len(wrong), "valid_loss": valid["loss"], "valid_error": valid["error"],
-                "seconds": round(time.perf_counter() - started, 4)}
-        with open(out / "metrics.jsonl", "a") as file:
-            file.write(json.dumps(line) + "\n")
+        line = epoch_line(epoch, phase, lr, train_loss, wrong.sum().item() / len(wrong), valid["loss"], valid["error"],
+                          time.perf_counter() - started)
+        append_epoch(out, line)
         save_torch(checkpoint_path, checkpoint(spec, data, model, optimizer, shuffle, noise, state))
         if logger:
             wandb_log.log_epoch(logger, line, model, splits["valid"])
@@ -394,7 +397,7 @@ def train_held(spec: RunSpec, out: Path, resume: bool, progress: bool, device: t
         bar.update(1)
     bar.close()
     summary = summarise(model, splits, config, device, state)
-    write_json(out / "summary.json", summary)
+    write_summary(out, summary)
     if logger:
         logger.summary.update({"test_error": summary["test_error"]["all"], "valid_error": summary["valid_error"]["all"]})
         logger.finish()

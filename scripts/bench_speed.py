@@ -37,6 +37,7 @@ from memnet.batches import noise_draws
 from memnet.population import Member, Population, train_population
 from memnet.records import environment, read_json, write_json
 from memnet.report import write_tables
+from memnet.run_record import summary_of
 from memnet.spec import resolve
 from memnet.train import load_data, train_run
 
@@ -223,7 +224,7 @@ def population_time(unit: list, population: Population, steps: int) -> dict:
     """Where a population's time went, from its members' run records: each member's `seconds` is its share
     of the epochs it trained in (compile and evaluation included), so the members' sum is the time its
     worker spent on the population, however the benchmark cut it into parts."""
-    summaries = [read_json(Path(job.run_dir) / "summary.json") for job in unit]
+    summaries = [summary_of(Path(job.run_dir)) for job in unit]  # from the run folders, or the benchmark's pack
     # each part's first step (compiling, mostly), shared out over its members; records made before it was kept have none
     parts = [summary["population"] for summary in summaries if "population" in summary]
     first_steps = round(sum(part["first_step_seconds"] / part["members"] for part in parts), 1) if parts else None

@@ -17,6 +17,7 @@ import torch
 
 from memnet.records import environment, read_json, write_json
 from memnet.report import FAILED_ABOVE, FAITHFULNESS_RECORD, real_data_errors, write_tables
+from memnet.run_record import is_finished, pack
 from memnet.spec import resolve
 from memnet.train import load_data, train_run
 from tasks.generator import GeneratorConfig, generate_babi
@@ -51,11 +52,12 @@ def main() -> None:
         data = load_data(spec.task)
         for seed in range(args.repeats):
             run_dir = out / "runs" / f"task-{task}" / f"seed-{seed}"
-            if (run_dir / "summary.json").exists():
+            if is_finished(run_dir):  # in its folder, or packed (a fresh clone has no run folders)
                 continue
             summary = train_run(spec.with_seed(seed), run_dir, resume=(run_dir / "config.json").exists(), device="cpu",
                                 data=data, preset=PRESET)
             print(f"task {task} seed {seed}: real test error {summary['test_error']['all']}%")
+            pack(out, [run_dir])
     write_tables(out)
     print((out / "summary.md").read_text())
 
