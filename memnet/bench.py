@@ -3,7 +3,7 @@
     results/<name>/bench.json                       the grid, the options every run shares, and the commands that ran it
     results/<name>/runs.jsonl.gz                    every finished run's records, added as it finishes (memnet.run_record)
     results/<name>/runs/<model>/<variant>-<mode>/<task>/seed-S/   one run directory per seed (see memnet.train): on disk, not in git
-    results/<name>/summary.md, results.csv, results.json          tables made from the run records (memnet.report)
+    results/<name>/summary.md, results.csv, results.json          tables made from the run records (memnet.tables.babi)
 
 A benchmark folder is its grid and its options: re-running the same command finishes what is
 missing (a run in the pack is never redone, even where its folder is gone, as in a fresh clone; one
@@ -30,6 +30,7 @@ from memnet.locks import hold
 from memnet.records import code_identity, environment, read_json, write_json
 from memnet.run_record import PACK, RUNS, RunRecord, pack, read_pack
 from memnet.spec import RunSpec, SpecError, differences, resolve
+from memnet.tables.babi import write_report
 from memnet.models import step_work
 from memnet.population import Member, population_key, train_population
 from memnet.train import Diverged, load_data, refuse_other_work, resolve_device, train_run
@@ -250,7 +251,6 @@ def run_bench(name: str, grid: dict, options: dict, *, data_dir=None, results: s
     check_engine_options(engine, address, use_wandb, device)
     if use_wandb:
         engine = "local"  # wandb logs each run's epochs from its own loop
-    from memnet.report import write_report
 
     if workers is not None and workers < 1:
         raise SpecError(f"workers: must be at least 1, got {workers}")

@@ -19,3 +19,23 @@ PUBLISHED = {
     "10k/pe-ls-rn": {1: 0.0, 2: 0.3, 3: 9.3, 4: 0.0, 5: 0.8, 6: 0.0, 7: 3.7, 8: 0.8, 9: 0.8, 10: 2.4, 11: 0.0, 12: 0.0, 13: 0.0, 14: 0.0, 15: 0.0, 16: 0.4, 17: 40.7, 18: 6.7, 19: 66.5, 20: 0.0, 'mean': 6.6, 'failed': 4},
     "10k/pe-ls-rn-joint": {1: 0.0, 2: 1.0, 3: 6.8, 4: 0.0, 5: 6.1, 6: 0.1, 7: 6.6, 8: 2.7, 9: 0.0, 10: 0.5, 11: 0.0, 12: 0.1, 13: 0.0, 14: 0.0, 15: 0.2, 16: 0.2, 17: 41.8, 18: 8.0, 19: 75.7, 20: 0.0, 'mean': 7.5, 'failed': 6},
 }
+
+# The leaderboard's published rows (memnet.tables.leaderboard), from the papers as ../shared/ANCHORS.md gathers them:
+# mean test error % / failed tasks (> 5%), "" where the paper gives none; how each chose its runs, and where it says so.
+LEADERBOARD = [
+    {"model": "MemN2N PE LS RN", "1k": "13.9 / 11", "joint": "12.4 / 11", "10k": "6.6 / 4",
+     "selection": "best of 10 by training error", "source": "Sukhbaatar et al. 2015, Table 1 and appendix"},
+    {"model": "Gated MemN2N", "1k": "12.7 / 10", "joint": "", "10k": "3.7 / 3",
+     "selection": "not stated", "source": "Liu & Perez 2017, as cited by Seo et al. 2017"},
+    {"model": "QRN (1k: 2r, 2 layers, d = 50; 10k: 6r200, 6 layers, d = 200)", "1k": "9.9 / 7", "joint": "", "10k": "0.3 / 0",
+     "selection": "1k: 10 runs, 10k: 50 runs; the lowest validation loss", "source": "Seo et al. 2017"},
+    {"model": "EntNet (20 slots, d = 100)", "1k": "", "joint": "", "10k": "0.5 / 0",
+     "selection": "10 runs, best on validation", "source": "Henaff et al. 2017, Table 2"},
+    {"model": "Universal Transformer, with halting", "1k": "4.55 / 3 (seed mean 6.34 ± 3.32)",
+     "joint": "7.78 / 5 (seed mean 11.21 ± 6.65)", "10k": "0.21 / 0 (seed mean 0.73 ± 0.89)",
+     "selection": "best of 10 by validation", "source": "Dehghani et al. 2019, Table 1 and App. E"},
+    {"model": "Transformer (plain, in the UT paper)", "1k": "21.8", "joint": "26.8", "10k": "15.2",
+     "selection": "best of 10 by validation", "source": "Dehghani et al. 2019"},
+    {"model": "LSTM (the bAbI baseline)", "1k": "51.3 / 20", "joint": "", "10k": "36.4",
+     "selection": "–", "source": "Weston et al. 2015; 10k as cited by Sukhbaatar et al. 2015"},
+]

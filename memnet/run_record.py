@@ -203,6 +203,11 @@ def pack(root: Path, run_dirs: list[Path] | None = None, identities: dict[str, d
     return added
 
 
+def has_runs(folder: Path) -> bool:
+    """Whether a folder holds a benchmark's finished runs: a pack, or a finished run folder."""
+    return (Path(folder) / PACK).exists() or bool(finished_folders(folder))
+
+
 def runs_of(root: Path) -> dict[str, RunRecord]:
     """Every finished run of the benchmark in `root`: its pack, and any finished folder not yet packed. Read-only."""
     root = Path(root)

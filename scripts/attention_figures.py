@@ -18,7 +18,7 @@ import torch
 
 from memnet.inspection import attend, load_run, render_html, render_png, split_support
 from memnet.records import environment, read_json, write_atomic, write_json
-from memnet.report import is_pooled
+from memnet.tables.babi import is_pooled
 
 
 def first_full_story(run, split: str = "test", least: int = 4) -> int:

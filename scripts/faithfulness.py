@@ -16,8 +16,10 @@ from pathlib import Path
 import torch
 
 from memnet.records import environment, read_json, write_json
-from memnet.report import FAILED_ABOVE, FAITHFULNESS_RECORD, real_data_errors, write_tables
+from memnet.report import write_tables
 from memnet.run_record import is_finished, pack
+from memnet.tables.common import FAILED_ABOVE
+from memnet.tables.faithfulness import FAITHFULNESS_RECORD, real_data_errors
 from memnet.spec import resolve
 from memnet.train import load_data, train_run
 from tasks.generator import GeneratorConfig, generate_babi

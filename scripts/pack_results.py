@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 from memnet.records import read_json
-from memnet.report import identity_from_path
 from memnet.run_record import CONFIG, benchmark_folders, finished_folders, pack, read_pack
+from memnet.tables.babi import identity_from_path
 
 
 def bench_identity(root: Path, run_dir: Path) -> dict:

@@ -17,7 +17,8 @@ import torch
 
 from memnet import cli
 from memnet.records import environment, read_json, write_json
-from memnet.report import ABLATION_RECORD, write_tables
+from memnet.report import write_tables
+from memnet.tables.ablation import ABLATION_RECORD
 
 # arm -> the flags that turn one switch of `--preset release` back to the default (README, "The release, whole")
 ARMS = {

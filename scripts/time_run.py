@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from memnet.records import environment, read_json, write_atomic, write_json
-from memnet.report import timing_markdown
+from memnet.tables.timing import timing_markdown
 
 
 def main() -> None:

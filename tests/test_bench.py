@@ -6,7 +6,7 @@ import pytest
 
 import memnet.bench as bench
 from memnet.records import read_json, write_json
-from memnet.report import write_report
+from memnet.tables.babi import write_report
 
 
 def grid(models, tasks="1", repeats=1):

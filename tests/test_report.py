@@ -9,8 +9,13 @@ import pytest
 
 from memnet.cli import main
 from memnet.records import write_json
-from memnet.report import ABLATION_RECORD, ablation_tables, babi_tables, build_tables, kind_of, speed_tables, stale_tables
+from memnet.report import build_tables, kind_of, stale_tables
+from memnet.run_record import pack
 from memnet.selection import RULE, best_of
+from memnet.tables.ablation import ABLATION_RECORD, ablation_tables
+from memnet.tables.babi import babi_tables
+from memnet.tables.leaderboard import END, START
+from memnet.tables.speed import speed_tables
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
@@ -69,8 +74,7 @@ def test_pooled_columns_are_labelled_and_stand_after_each_settings_own(tmp_path)
 
 def test_report_check_fails_on_an_edited_table_and_report_rebuilds_it(tmp_path, capsys):
     results = tmp_path / "results"
-    shutil.copytree(RESULTS / "babi-1k-memn2n-joint", results / "babi-1k-memn2n-joint",
-                    ignore=shutil.ignore_patterns("metrics.jsonl", "checkpoint.pt"))
+    shutil.copytree(RESULTS / "archive" / "babi-1k-memn2n-joint", results / "babi-1k-memn2n-joint")
     main(["report", str(results), "--check"])  # the committed table, untouched: exit 0
     assert "all 3 tables in 1 folder match" in capsys.readouterr().out
     summary = results / "babi-1k-memn2n-joint" / "summary.md"
@@ -91,7 +95,9 @@ def test_every_folder_of_results_is_rebuilt_or_named_as_not(capsys):
     assert kinds.pop("babi-1k-release-ablation", "ablation") == "ablation"
     assert kinds.pop("attention") is None  # made by its script
     assert kinds.pop("serve") is None  # a screenshot of memnet serve, made by scripts/serve_screenshot.py
+    assert kinds.pop("archive") is None  # superseded benchmarks, each rebuilt in its own folder
     assert set(kinds.values()) == {"babi"}
+    assert {kind_of(folder) for folder in (RESULTS / "archive").iterdir() if folder.is_dir()} == {"babi"}
 
 
 def test_committed_tables_match_their_records():
@@ -152,3 +158,25 @@ def test_a_speed_record_says_where_the_protocol_time_went(tmp_path):
     assert "Together 600 s of training on 2 worker(s): at least 300 s of wall time" in summary
     assert "the other 100 s of the 400" in summary
     assert "The target of 240 s needs every step 1.25x faster" in summary  # 300 s at best against 4 min
+
+
+def test_the_leaderboard_is_made_from_the_records_it_names(tmp_path):
+    results = tmp_path / "results"
+    # seeds 0 and 1 of one setting on tasks 1 and 2; seed 1 is the best by validation on task 1, seed 0 on task 2
+    for task, seed, valid, test in [(1, 0, 5.0, 4.0), (1, 1, 1.0, 3.0), (2, 0, 2.0, 10.0), (2, 1, 4.0, 0.0)]:
+        fake_run(results / "b1k", "memn2n-release", task, seed, valid, test)
+    pack(results / "b1k", identities={f"runs/memn2n-release/en-per-task/task-{t}/seed-{s}": {
+        "setting": "memn2n-release", "variant": "en", "mode": "per-task", "tasks": [t], "seed": s} for t in (1, 2) for s in (0, 1)})
+    shutil.rmtree(results / "b1k" / "runs")
+    entry = {"benchmark": "b1k", "group": "memn2n-release en per-task"}
+    (results / "leaderboard.json").write_text(json.dumps({"models": [
+        {"model": "MemN2N", "setting": "`--preset release`", "1k": entry, "settings": [{**entry, "options": "`--preset release`"}]}]}))
+    (results / "README.md").write_text(f"# results\n\n{START}\nold\n{END}\n\nmore\n")
+    (tmp_path / "README.md").write_text(f"# project\n{START}\n{END}\n")
+    tables = build_tables(results)
+    ours = next(line for line in tables[results / "README.md"].splitlines() if line.startswith("| **MemN2N** (ours)"))
+    # best by validation: 3.0 on task 1, 10.0 on task 2 -> mean 6.5, one failed; seed means 7.0 and 1.5
+    assert ours.split(" | ")[2:4] == ["6.5 / 1 (best of 2, 2 tasks)", "4.2 ± 3.9"]
+    assert "mean valid 1.50, **chosen**" in tables[results / "README.md"] and "\nmore\n" in tables[results / "README.md"]
+    assert "(published)" in tables[results / "README.md"]  # the papers' rows beside ours, labelled
+    assert "[b1k](results/b1k/summary.md)" in tables[tmp_path / "README.md"]  # links that work from the project's README

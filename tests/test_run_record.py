@@ -10,8 +10,8 @@ import pytest
 
 import memnet.bench as bench
 from memnet.records import RecordError, read_json, write_json
-from memnet.report import babi_tables
 from memnet.run_record import PACK, pack, read_pack, read_run, runs_of, summary_of, write_pack
+from memnet.tables.babi import babi_tables
 
 
 def grid(models, tasks="1", repeats=1):
