@@ -190,7 +190,7 @@ def connect(address: str | None, workers: int | None):
             ray.init(address=address)
         except ConnectionError as error:
             raise RuntimeError(f"--address {address}: no Ray cluster answers there ({error}); start one with `ray start --head` "
-                               "(see the README), or leave --address out to start Ray on this machine") from None
+                               "(see docs/ray.md), or leave --address out to start Ray on this machine") from None
     return ray
 
 

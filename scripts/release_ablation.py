@@ -20,7 +20,7 @@ from memnet.records import environment, read_json, write_json
 from memnet.report import write_tables
 from memnet.tables.ablation import ABLATION_RECORD
 
-# arm -> the flags that turn one switch of `--preset release` back to the default (README, "The release, whole")
+# arm -> the flags that turn one switch of `--preset release` back to the default (docs/release.md, "The release, whole")
 ARMS = {
     "lr-0.01": "--lr 0.01",
     "halve-after-25": "--no-lr-halve-at-multiples",

@@ -2,7 +2,8 @@
 
     RESULTS/leaderboard.json   which benchmark and group hold each model's setting chosen on validation, per
                                protocol (1k per task, 1k joint, 10k per task), and the settings tried per model
-    -> RESULTS/README.md       its opening table and the settings tried, between the markers below
+    -> RESULTS/README.md       its opening table, the settings tried and the reruns (memnet.tables.reruns), between
+                               the markers below
     -> RESULTS/../README.md    the opening table again, where the project's README has the markers
 
 Per protocol and model: the best of N seeds by validation (per task; a joint run is one model, chosen on all of
@@ -18,6 +19,7 @@ from pathlib import Path
 from memnet.published import LEADERBOARD
 from memnet.tables.babi import aggregate, per_seed_totals, read_runs
 from memnet.tables.common import FAILED_ABOVE, markdown_table
+from memnet.tables.reruns import reruns_table
 
 DECLARATION = "leaderboard.json"
 START = "<!-- leaderboard:start (made by memnet report from the run records; do not edit) -->"
@@ -105,8 +107,13 @@ def leaderboard_tables(results_dir: Path) -> dict[Path, str]:
     """results/README.md with the leaderboard and the settings tried; the project's README with the leaderboard."""
     declaration = json.loads((results_dir / DECLARATION).read_text())
     readme = results_dir / "README.md"
-    tables = {readme: with_block(readme.read_text(), leaderboard_table(results_dir, declaration, "")
-                                 + "\n" + settings_lines(results_dir, declaration, ""), readme)}
+    block = leaderboard_table(results_dir, declaration, "") + "\n" + settings_lines(results_dir, declaration, "")
+    if declaration.get("reruns"):
+        block += ("\nHow far a table moves when the same grid is trained again (MemN2N, `--preset release`, bAbI 1k, 10 seeds; "
+                  "test error %): `memnet train --from RUN` repeats a lone CPU run bit for bit, but a run trained in a "
+                  "population repeats only in the same population, so a rerun on other code is a new draw.\n\n"
+                  + reruns_table(results_dir, declaration["reruns"]))
+    tables = {readme: with_block(readme.read_text(), block, readme)}
     project = results_dir.parent / "README.md"
     if project.exists() and START in project.read_text():
         prefix = f"{results_dir.name}/"
