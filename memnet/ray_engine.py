@@ -33,11 +33,13 @@ from pathlib import Path
 
 from memnet.locks import hold
 from memnet.records import write_atomic
+from memnet.run_record import CHECKPOINT, CONFIG, METRICS, SUMMARY
 from memnet.spec import SpecError
+from memnet.units import cached_data, run_unit
 
 CHECKPOINT_SECONDS = 60.0  # how often a worker sends its runs' records to the driver (and a population checkpoints)
 RETRIES = 3  # resubmissions of a unit whose worker or node died
-RECORDS = ("checkpoint.pt", "config.json", "metrics.jsonl")  # sent in this order: a checkpoint before the metrics it covers
+RECORDS = (CHECKPOINT, CONFIG, METRICS)  # sent in this order: a checkpoint before the metrics it covers
 LOOPBACK_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
@@ -56,7 +58,7 @@ def record_names(folder: Path) -> list[str]:
     folder that has one (a finished run, for every engine) has everything else before it."""
     names = [name for name in RECORDS if (folder / name).exists()]
     names += sorted(path.name for path in folder.glob("code-*.diff"))
-    return names + (["summary.json"] if (folder / "summary.json").exists() else [])
+    return names + ([SUMMARY] if (folder / SUMMARY).exists() else [])
 
 
 def changed_records(folders: dict[str, Path], sent: dict[tuple, tuple]) -> dict[str, dict[str, bytes]]:
@@ -85,13 +87,6 @@ def stamps_of(folders: dict[str, Path]) -> dict[str, dict[str, tuple]]:
     return stamps
 
 
-def train_into(unit, data, device: str, compile: bool, checkpoint_seconds: float) -> list[dict]:
-    """Train a unit whose jobs name local folders: memnet.bench.run_unit, with the data the driver sent."""
-    from memnet.bench import run_unit
-
-    return run_unit(unit, device, False, "population", compile, data=data, checkpoint_seconds=checkpoint_seconds)
-
-
 def train_unit(unit, records: dict, data_refs: list, device: str, compile: bool, checkpoint_seconds: float, command: list[str]):
     """The Ray task (a generator): train `unit` in a temporary folder on this machine and stream its records.
 
@@ -103,7 +98,7 @@ def train_unit(unit, records: dict, data_refs: list, device: str, compile: bool,
 
     from memnet.records import code_identity
 
-    code_identity()  # the code this worker imported, as a pool worker takes it (memnet.bench.start_worker)
+    code_identity()  # the code this worker imported, as a pool worker takes it (memnet.units.start_worker)
     data = ray.get(data_refs)
     argv, sys.argv = sys.argv, list(command)  # records name the command that asked for the run, not Ray's worker
     try:
@@ -119,7 +114,8 @@ def train_unit(unit, records: dict, data_refs: list, device: str, compile: bool,
 
             def work():
                 try:
-                    result["summaries"] = train_into(local, data, device, compile, checkpoint_seconds)
+                    result["summaries"] = run_unit(local, device, False, "population", compile, data=data,
+                                                   checkpoint_seconds=checkpoint_seconds)
                 except BaseException as error:  # reported to the driver as the unit's error, with the run folders it knows
                     traceback.print_exc()
                     result["error"] = f"{type(error).__name__}: {error}"
@@ -214,7 +210,7 @@ def write_records(records: dict[str, dict[str, bytes]], unit) -> None:
         if run_dir not in known:
             raise RuntimeError(f"a worker sent records for {run_dir}, which is not a run of its unit")
         for name, blob in files.items():
-            if name != Path(name).name or not (name in RECORDS or name == "summary.json" or name.startswith("code-")):
+            if name != Path(name).name or not (name in RECORDS or name == SUMMARY or name.startswith("code-")):
                 raise RuntimeError(f"a worker sent a file {name!r} for {run_dir}, which is not a run record")
             write_atomic(Path(run_dir) / name, blob)
 
@@ -232,8 +228,6 @@ class Flight:
 def run_on_ray(units: list[list], bar, *, device: str, compile: bool, address: str | None, workers: int | None) -> dict:
     """Train every unit as a Ray task and write the records they send back; returns what ran where:
     {"address", "nodes", "gpu", "runs_by_node", "failed": [{"run", "error"}]}. A failed unit does not stop the others."""
-    from memnet.bench import cached_data
-
     ray = connect(address, workers)
     checkpoint_seconds = CHECKPOINT_SECONDS
     try:

@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from memnet import bench
+from memnet import bench, units
 from memnet.batches import noise_draws
 from memnet.population import Member, Population, train_population
 from memnet.records import environment, read_json, write_json
@@ -120,9 +120,9 @@ def same_work(plan: dict, data_dir: str, scratch: Path, device: str = "cpu", pre
         return [Member(spec, folder / f"run-{k}", data[spec.task]) for k, spec in enumerate(specs)]
 
     def populations(folder, compile, these=specs):
-        units = bench.units_of([bench.Job(spec, "", str(folder / f"run-{k}")) for k, spec in enumerate(these)], "population")
+        units = units.units_of([units.Job(spec, "", str(folder / f"run-{k}")) for k, spec in enumerate(these)], "population")
         return [summary for unit in units for summary in
-                bench.run_unit(unit, device, False, "population", compile, data=[data[job.spec.task] for job in unit])]
+                units.run_unit(unit, device, False, "population", compile, data=[data[job.spec.task] for job in unit])]
 
     paths = {
         "eager_single": lambda folder: [train_run(spec, folder / f"run-{k}", progress=False, device=device, data=data[spec.task])
@@ -147,7 +147,7 @@ def same_work(plan: dict, data_dir: str, scratch: Path, device: str = "cpu", pre
 def compile_populations(specs, data, device: torch.device) -> float:
     """Seconds to compile the populations' training steps from cold: the first step of each, less a later step."""
     total, wait = 0.0, lambda: synchronize(device)
-    units = bench.units_of([bench.Job(spec, "", "") for spec in specs], "population")
+    units = units.units_of([units.Job(spec, "", "") for spec in specs], "population")
     for unit in units:
         population = Population([Member(job.spec, Path("."), data[job.spec.task]) for job in unit], device, compile=True)
         args = step_arguments(population)
@@ -197,8 +197,8 @@ def protocol(name: str, results: Path, data_dir: str) -> dict:
     jobs, _ = bench.make_grid(root, record["grid"], record["options"], data_dir)
     flops = traffic = 0
     populations = []
-    for unit in bench.units_of(jobs, "population"):
-        members = [Member(job.spec, Path(job.run_dir), bench.cached_data(job.spec.task)) for job in unit]
+    for unit in units.units_of(jobs, "population"):
+        members = [Member(job.spec, Path(job.run_dir), units.cached_data(job.spec.task)) for job in unit]
         population = Population(members, torch.device("cpu"), compile=False)
         b, args = population.config.batch_size, step_arguments(population)
         counter, counted = FlopCounterMode(display=False), ByteCounter()

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 import memnet.population as population_module
-from memnet import bench
+from memnet import bench, units
 from memnet.models.memn2n import MemN2N
 from memnet.population import Member, Population, compiled, make_step
 from memnet.records import environment, write_json
@@ -110,9 +110,9 @@ def main() -> None:
     jobs, _ = bench.make_grid(Path("/nonexistent"), {"models": ["memn2n:release"], "tasks": "all", "variants": ["en"],
                                                      "modes": ["per-task"], "repeats": 10}, {"model": {}, "train": {}, "task": {}},
                               args.data_dir)
-    data = {job.spec.task: bench.cached_data(job.spec.task) for job in jobs}
+    data = {job.spec.task: units.cached_data(job.spec.task) for job in jobs}
     record = {"environment": environment(torch.device("cpu")), "rounds": ROUNDS, "steps_a_round": STEPS,
-              "populations": [compare(unit, data) for unit in bench.units_of(jobs, "population", workers=2)]}
+              "populations": [compare(unit, data) for unit in units.units_of(jobs, "population", workers=2)]}
     write_json(Path(args.out), record)
     for unit in record["populations"]:
         print(f"tasks {','.join(name.split(':')[-1] for name in unit['tasks'])} ({unit['members']} members): "

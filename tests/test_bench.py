@@ -5,6 +5,7 @@ import json
 import pytest
 
 import memnet.bench as bench
+import memnet.units as units
 from memnet.records import read_json, write_json
 from memnet.tables.babi import write_report
 
@@ -83,7 +84,7 @@ def test_seeds_missing_a_task_are_left_out_of_the_spread_and_counted(tmp_path):
 def test_an_interrupted_benchmark_resumes_without_redoing_runs(babi_dir, tmp_path, monkeypatch):
     args = dict(name="b", grid=grid(["memn2n"], repeats=3), options=options(epochs=2), data_dir=babi_dir, results=tmp_path,
                 workers=1, engine="local")
-    real, calls = bench.run_job, {"n": 0}
+    real, calls = units.run_job, {"n": 0}
 
     def interrupted(job, *args, **kwargs):
         calls["n"] += 1
@@ -91,7 +92,7 @@ def test_an_interrupted_benchmark_resumes_without_redoing_runs(babi_dir, tmp_pat
             raise KeyboardInterrupt
         return real(job, *args, **kwargs)
 
-    monkeypatch.setattr(bench, "run_job", interrupted)
+    monkeypatch.setattr(units, "run_job", interrupted)
     with pytest.raises(KeyboardInterrupt):
         bench.run_bench(**args)
     runs = tmp_path / "b" / "runs" / "memn2n" / "en-per-task" / "task-1"
@@ -99,7 +100,7 @@ def test_an_interrupted_benchmark_resumes_without_redoing_runs(babi_dir, tmp_pat
     assert not (runs / "seed-1" / "summary.json").exists()
     assert not list(tmp_path.rglob("*.tmp"))  # no half-written record
 
-    monkeypatch.setattr(bench, "run_job", real)
+    monkeypatch.setattr(units, "run_job", real)
     bench.run_bench(**args)
     assert all((runs / f"seed-{seed}" / "summary.json").exists() for seed in range(3))
     assert (runs / "seed-0" / "summary.json").stat().st_mtime_ns == first  # finished run not redone
@@ -109,7 +110,7 @@ def test_an_interrupted_benchmark_resumes_without_redoing_runs(babi_dir, tmp_pat
     assert (resumed["runs_trained"], resumed["workers"]) == (2, 1)  # the record says how the wall time was spent
 
     calls["n"] = 0
-    monkeypatch.setattr(bench, "run_job", interrupted)  # a finished benchmark runs nothing again
+    monkeypatch.setattr(units, "run_job", interrupted)  # a finished benchmark runs nothing again
     bench.run_bench(**args)
     assert calls["n"] == 0
 

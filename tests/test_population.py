@@ -8,8 +8,7 @@ import pytest
 import torch
 
 import memnet.population as population_module
-from memnet import bench
-from memnet.models import step_work
+from memnet import bench, units
 from memnet.population import Member, population_key, train_population
 from memnet.spec import resolve
 from memnet.train import load_data, train_run
@@ -162,10 +161,10 @@ def test_the_compiled_step_gives_the_eager_records(babi_dir, tmp_path):
 def test_the_bench_groups_populations_and_keeps_the_other_models_alone(mixed, tmp_path):
     grid = {"models": ["memn2n", "lstm:baseline"], "tasks": "1-2", "variants": ["en"], "modes": ["per-task"], "repeats": 2}
     jobs, _ = bench.make_grid(tmp_path / "b", grid, {"model": {}, "train": {"epochs": 1}, "task": {}}, mixed)
-    units = bench.units_of(jobs, "population")
-    sizes = sorted(len(unit) for unit in units)
+    grouped = units.units_of(jobs, "population")
+    sizes = sorted(len(unit) for unit in grouped)
     assert sizes == [1, 1, 1, 1, 2, 2]  # memn2n: task 1's and task 2's seeds (two memory buckets); lstm: each alone
-    assert all(len(unit) == 1 for unit in bench.units_of(jobs, "local"))
+    assert all(len(unit) == 1 for unit in units.units_of(jobs, "local"))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
@@ -231,15 +230,15 @@ def test_with_several_workers_the_bench_cuts_populations_where_that_ends_sooner(
     for task, repeats in [(1, 1), (2, 6)]:  # one small population, one large
         grid = {"models": ["memn2n"], "tasks": str(task), "variants": ["en"], "modes": ["per-task"], "repeats": repeats}
         jobs += bench.make_grid(tmp_path / "b", grid, {"model": {}, "train": {"epochs": 1}, "task": {}}, mixed)[0]
-    whole = bench.units_of(jobs, "population", workers=1)
-    assert bench.units_of(jobs, "population", workers=2) == whole  # tiny runs: another compile costs more than it saves
-    monkeypatch.setattr(bench, "COMPILE_WORK", 0.0)
-    parts = bench.units_of(jobs, "population", workers=2)
-    assert len(parts) > len(whole) and bench.makespan(parts, 2) < bench.makespan(whole, 2)
+    whole = units.units_of(jobs, "population", workers=1)
+    assert units.units_of(jobs, "population", workers=2) == whole  # tiny runs: another compile costs more than it saves
+    monkeypatch.setattr(units, "COMPILE_WORK", 0.0)
+    parts = units.units_of(jobs, "population", workers=2)
+    assert len(parts) > len(whole) and units.makespan(parts, 2) < units.makespan(whole, 2)
     assert sorted(job.run_dir for unit in parts for job in unit) == sorted(job.run_dir for job in jobs)  # each run once
-    assert [bench.work(unit) for unit in parts] == sorted((bench.work(unit) for unit in parts), reverse=True)
+    assert [units.work(unit) for unit in parts] == sorted((units.work(unit) for unit in parts), reverse=True)
     for unit in parts:  # a part never mixes what cannot share a population
-        assert len({(population_key(job.spec), bench.memory_bucket(bench.shape_of(job)[0])) for job in unit}) == 1
+        assert len({(population_key(job.spec), units.memory_bucket(units.shape_of(job)[0])) for job in unit}) == 1
 
 
 def test_a_process_compiles_the_graphs_of_more_populations_than_dynamos_default_limit():
@@ -257,25 +256,25 @@ def test_a_process_compiles_the_graphs_of_more_populations_than_dynamos_default_
 def test_the_bench_weighs_a_storyformer_step_by_its_sentences_reading_each_other(mixed, tmp_path):
     """MemN2N's step work grows with the story's slots, the storyformer's faster (every sentence reads every
     other), so that the bench cuts its long-story populations across workers by what they really cost."""
-    assert step_work("memn2n", 40, 6) == 2 * step_work("memn2n", 20, 6)
-    assert step_work("storyformer", 40, 6) > 2.5 * step_work("storyformer", 20, 6)
+    assert units.step_work("memn2n", 40, 6) == 2 * units.step_work("memn2n", 20, 6)
+    assert units.step_work("storyformer", 40, 6) > 2.5 * units.step_work("storyformer", 20, 6)
     grid = {"models": ["storyformer:storyformer"], "tasks": "2", "variants": ["en"], "modes": ["per-task"], "repeats": 2}
     jobs, _ = bench.make_grid(tmp_path / "b", grid, {"model": {}, "train": {"epochs": 3}, "task": {}}, mixed)
-    slots, words = bench.shape_of(jobs[0])
-    questions = len(bench.cached_data(jobs[0].spec.task).splits["train"])
-    assert bench.work(jobs) == 2 * questions * 3 * step_work("storyformer", slots, words)
+    slots, words = units.shape_of(jobs[0])
+    questions = len(units.cached_data(jobs[0].spec.task).splits["train"])
+    assert units.work(jobs) == 2 * questions * 3 * units.step_work("storyformer", slots, words)
 
 
 def test_the_bench_bar_moves_by_each_runs_share_of_the_work(mixed, tmp_path):
     """Task 2's stories are longer than task 1's: its run moves the bar further, and the runs are counted beside it."""
     grid = {"models": ["memn2n"], "tasks": "1-2", "variants": ["en"], "modes": ["per-task"], "repeats": 1}
     jobs, _ = bench.make_grid(tmp_path / "b", grid, {"model": {}, "train": {"epochs": 1}, "task": {}}, mixed)
-    short, long = sorted(jobs, key=lambda job: bench.work([job]))
-    assert bench.work([short]) < bench.work([long])
+    short, long = sorted(jobs, key=lambda job: units.work([job]))
+    assert units.work([short]) < units.work([long])
     bar = bench.Progress("b", jobs, jobs)
     bar.finished(short)
     fraction = bar.bar.n / bar.bar.total
-    assert fraction == pytest.approx(bench.work([short]) / (bench.work([short]) + bench.work([long]))) and fraction < 0.5
+    assert fraction == pytest.approx(units.work([short]) / (units.work([short]) + units.work([long]))) and fraction < 0.5
     assert "1/2 runs" in bar.bar.postfix
     bar.finished(long)
     assert bar.bar.n == pytest.approx(bar.bar.total) and "2/2 runs" in bar.bar.postfix

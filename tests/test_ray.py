@@ -28,6 +28,7 @@ ray = pytest.importorskip("ray")  # CI installs memnet[ray]; a machine without R
 import memnet.bench as bench  # noqa: E402
 from memnet import ray_engine  # noqa: E402
 from memnet.cli import main  # noqa: E402
+from memnet.run_record import read_pack, write_pack  # noqa: E402
 from tests.conftest import write_task  # noqa: E402
 from tests.test_population import assert_same_run  # noqa: E402
 
@@ -159,7 +160,8 @@ def test_resume_across_engines_and_a_failed_run_that_does_not_stop_the_grid(grid
     shutil.copytree(local, started_here)
     shutil.copytree(on_ray, started_there)
     lstm = [f"runs/lstm/en-per-task/task-1/seed-{seed}" for seed in (0, 1)]
-    for root in (started_here, started_there):
+    for root in (started_here, started_there):  # as if stopped before these runs finished: not in the pack, no summary
+        write_pack(root, {path: run for path, run in read_pack(root).items() if path not in lstm})
         (root / lstm[0] / "summary.json").unlink()  # the checkpoint stays: the run resumes from it
     (started_here / lstm[1] / "summary.json").unlink()
     (started_here / lstm[1] / "checkpoint.pt").write_bytes(b"not a checkpoint")

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 import memnet.bench as bench
+import memnet.units as units
 from memnet.records import RecordError, read_json, write_json
 from memnet.run_record import PACK, pack, read_pack, read_run, runs_of, summary_of, write_pack
 from memnet.tables.babi import babi_tables
@@ -85,8 +86,8 @@ def test_a_finished_benchmark_without_run_folders_trains_nothing_and_extend_trai
     shutil.rmtree(root / "runs")  # a fresh clone of a committed benchmark
 
     trained = []
-    real = bench.run_job
-    monkeypatch.setattr(bench, "run_job", lambda job, *a, **k: trained.append(job.run_dir) or real(job, *a, **k))
+    real = units.run_job
+    monkeypatch.setattr(units, "run_job", lambda job, *a, **k: trained.append(job.run_dir) or real(job, *a, **k))
     bench.run_bench(grid=grid(["memn2n"], repeats=2), **args)
     assert trained == [] and (root / "summary.md").read_text() == table
 

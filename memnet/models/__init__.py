@@ -27,18 +27,6 @@ MODELS = {
 }
 POPULATION = {"memn2n", "gmemn2n", "storyformer"}  # models whose forward vmaps over members (no shapes read from the data): memnet.population
 LINEAR_START = {"memn2n", "gmemn2n"}  # models whose memory softmax linear start can remove (they have `use_softmax`)
-# A member-step's work on stories of `slots` x `words` (what `memnet.bench` splits populations across workers by),
-# in the units of MemN2N's lookups, slots x words. The storyformer's sentences read each other: a rough fit to its
-# compiled population steps on bAbI 1k, timed ad hoc on the 2-core CPU (about 20 ms a member-step at 50 slots and
-# 2-4 ms at 10-16, where MemN2N's took 1.6 ms at 50 x 6); the split needs only the ratios roughly right.
-STEP_WORK = {"storyformer": lambda slots, words: slots * (slots + 50)}
-
-
-def step_work(name: str, slots: int, words: int) -> float:
-    """A member-step's work for model `name` on stories of `slots` x `words` (see STEP_WORK)."""
-    return STEP_WORK.get(name, lambda slots, words: slots * words)(slots, words)
-
-
 def model_config(name: str, options: dict):
     """The config of model `name` with user `options` over its defaults.
 

@@ -1,0 +1,139 @@
+"""The units of work of a benchmark and what they cost: which runs train together, in what order, and how a
+unit is trained in a worker. The engines that run units (memnet.bench's process pool, memnet.ray_engine) both
+import this module; neither imports the other for it.
+
+    Job        one run of the grid: its spec, preset label, folder and identity
+    units_of   jobs -> units: populations (memnet.population) where runs can share one, cut for the workers
+    work       a unit's estimated cost (COMPILE_WORK, STEP_WORK: the one cost model)
+    run_unit   train a unit in this process: one run alone, or a population
+"""
+
+import functools
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from memnet.population import Member, population_key, train_population
+from memnet.records import code_identity
+from memnet.spec import RunSpec
+from memnet.train import Diverged, load_data, train_run
+
+@dataclass(frozen=True)
+class Job:
+    spec: RunSpec  # everything the run computes, seed included
+    preset: str  # the preset the spec started from ("" for the model's defaults): a label, not identity
+    run_dir: str
+    identity: dict | None = None  # what the run is in its grid: model, preset, setting, variant, mode, tasks, seed
+
+
+@functools.lru_cache(maxsize=64)
+def cached_data(task):
+    return load_data(task)
+
+
+def memory_bucket(slots: int) -> int:
+    """Populations group tasks by memory size (16 or 64 slots), so that short stories are not padded
+    to the longest task's 50 sentences, and a 20-task grid compiles a handful of graphs."""
+    return 16 if slots <= 16 else 64
+
+
+def units_of(jobs: list[Job], engine: str, workers: int = 1) -> list[list[Job]]:
+    """What one worker trains at a time, costliest first: runs that can share a population
+    (memnet.population), or one run.
+
+    With several workers a population may be cut into parts, so that the workers finish together:
+    one more part at a time, for as long as that shortens the longest worker's estimated time
+    (`makespan`), each part counting its compile too. Members are ordered by their stories' shape
+    first, so that a part pads to shapes near its own."""
+    if engine == "local":
+        return [[job] for job in jobs]
+    populations, alone = {}, []
+    for job in jobs:
+        key = population_key(job.spec)
+        if key is None:
+            alone.append([job])
+        else:
+            bucket = memory_bucket(cached_data(job.spec.task).sizes.memory_slots)
+            populations.setdefault((key, job.spec.task.variant, bucket), []).append(job)
+    groups = list(populations.values())
+    for group in groups:
+        group.sort(key=lambda job: (shape_of(job), job.spec.task.name, job.spec.train.seed))
+    parts = [1] * len(groups)
+    cut = lambda counts: [g[len(g) * i // n : len(g) * (i + 1) // n] for g, n in zip(groups, counts) for i in range(n)]
+    while workers > 1 and groups:
+        tries = [[n + (k == j) for k, n in enumerate(parts)] for j in range(len(groups)) if parts[j] < len(groups[j])]
+        best = min(tries, key=lambda counts: makespan(cut(counts), workers), default=None)
+        if best is None or makespan(cut(best), workers) >= makespan(cut(parts), workers):
+            break
+        parts = best
+    return sorted(cut(parts), key=work, reverse=True) + alone
+
+
+def makespan(units: list[list[Job]], workers: int) -> float:
+    """The longest worker's work when the units go, costliest first, each to the worker free first."""
+    loads = [0.0] * workers
+    for unit in sorted(units, key=work, reverse=True):
+        loads[loads.index(min(loads))] += work(unit) + COMPILE_WORK
+    return max(loads)
+
+
+def shape_of(job: Job) -> tuple[int, int]:
+    sizes = cached_data(job.spec.task).sizes
+    return sizes.memory_slots, sizes.sentence_size
+
+
+# A member-step's work on stories of `slots` x `words` (what `units_of` splits populations across workers by),
+# in the units of MemN2N's lookups, slots x words. The storyformer's sentences read each other: a rough fit to its
+# compiled population steps on bAbI 1k, timed ad hoc on the 2-core CPU (about 20 ms a member-step at 50 slots and
+# 2-4 ms at 10-16, where MemN2N's took 1.6 ms at 50 x 6); the split needs only the ratios roughly right.
+STEP_WORK = {"storyformer": lambda slots, words: slots * (slots + 50)}
+
+
+def step_work(name: str, slots: int, words: int) -> float:
+    """A member-step's work for model `name` on stories of `slots` x `words` (see STEP_WORK)."""
+    return STEP_WORK.get(name, lambda slots, words: slots * words)(slots, words)
+
+
+# A compile of a population's step and evaluation (about a minute on one core of a 2-core x86 CPU) in `work`'s
+# units: about as much time as a minute of training steps there (a member's step over 32 stories of 15 slots of 10
+# words took about 0.5 ms with the release preset)
+COMPILE_WORK = 5e8
+
+
+def work(unit: list[Job]) -> float:
+    """A population's training work, roughly: members x training questions x epochs x a member-step's work
+    on the padded story (slots x words, which MemN2N's lookups scale with; `step_work`)."""
+    slots, words = (max(size) for size in zip(*(shape_of(job) for job in unit)))
+    questions = max(len(cached_data(job.spec.task).splits["train"]) * job.spec.train.epochs for job in unit)
+    return len(unit) * questions * step_work(unit[0].spec.model.name, slots, words)
+
+
+def start_worker(threads: int) -> None:
+    # Ctrl-C and SIGTERM are the driver's to handle: it stops the workers itself (their runs resume from checkpoints)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    torch.set_num_threads(threads)
+    code_identity()  # the code this worker imported, before anything can change on disk
+
+
+def run_job(job: Job, device: str, use_wandb: bool, data=None) -> dict:
+    """Train one seed alone; returns its summary ({"diverged": why} when its loss blew up)."""
+    resume = (Path(job.run_dir) / "config.json").exists()
+    try:
+        return train_run(job.spec, job.run_dir, resume=resume, progress=False, device=device, use_wandb=use_wandb,
+                         data=data or cached_data(job.spec.task), preset=job.preset or None, identity=job.identity)
+    except Diverged as error:
+        return {"diverged": str(error)}
+
+
+def run_unit(unit: list[Job], device: str, use_wandb: bool, engine: str, compile: bool, data: list | None = None,
+             checkpoint_seconds: float = 60.0) -> list[dict]:
+    """Train a unit (in a worker process): one run alone, or a population; returns each run's summary.
+    `data`: each job's TaskData when the caller has it (a Ray worker gets it from the driver)."""
+    data = data or [cached_data(job.spec.task) for job in unit]
+    if engine == "local" or population_key(unit[0].spec) is None:
+        return [run_job(job, device, use_wandb, task_data) for job, task_data in zip(unit, data)]
+    members = [Member(job.spec, Path(job.run_dir), task_data, job.preset or None, job.identity) for job, task_data in zip(unit, data)]
+    return train_population(members, device=device, compile=compile, progress=False, checkpoint_seconds=checkpoint_seconds)
