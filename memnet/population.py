@@ -38,7 +38,7 @@ from memnet.models import POPULATION, build_model
 from memnet.records import read_json, save_torch
 from memnet.run_record import SUMMARY, append_epoch, epoch_line, write_summary
 from memnet.spec import RunSpec
-from memnet.train import (checkpoint, clip_scale, end_epoch, epoch_order, gradient_norms, learning_rate, logits_of,
+from memnet.train import (checkpoint, clip_scale, divergence, end_epoch, epoch_order, gradient_norms, learning_rate, logits_of,
                           make_optimizer, percent_by_task, phase_of, refuse_other_work, resolve_device, restore, summary_record,
                           total_epochs)
 from tasks.registry import TaskData
@@ -173,7 +173,7 @@ def make_forward(model, precision: str = "float32"):
     return vmap(lambda params, buffers, batch, answers: member_loss(model, params, buffers, batch, answers, precision)[1])
 
 
-def evaluate(forward, params, buffers, split: Batch, answers) -> tuple[torch.Tensor, torch.Tensor]:
+def evaluate_members(forward, params, buffers, split: Batch, answers) -> tuple[torch.Tensor, torch.Tensor]:
     """Summed loss (p,) and `wrong` (p, rows) of every member over a stacked split, EVAL_ROWS rows at
     a time (one shape: one compiled graph)."""
     losses, wrongs = [], []
@@ -331,7 +331,7 @@ def run_members(members: list[Member], device, compile: bool, progress: bool, ch
     if trained:  # stopped between their last checkpoint and their summary: nothing left to train
         for k in trained:
             members[k].done = True
-        summarise(population, trained)
+        summarise_members(population, trained)
     b = population.config.batch_size
     total = sum(member.total_epochs() - member.state["epoch"] for member in members)
     bar = tqdm(total=total, desc=f"population of {len(members)}", unit="epoch", disable=not progress, dynamic_ncols=True)
@@ -378,7 +378,7 @@ def run_members(members: list[Member], device, compile: bool, progress: bool, ch
                     members[k].state["population"] = {"members": len(members), "first_step_seconds": before + round(first_step, 2)}
             loss_sum += loss
             wrong_sum += wrong.sum(1)
-        valid_loss, valid_wrong = evaluate(population.forward, population.params, population.buffers,
+        valid_loss, valid_wrong = evaluate_members(population.forward, population.params, population.buffers,
                                            population.splits["valid"], population.answers)
         valid_loss, valid_wrong = valid_loss.cpu(), valid_wrong.cpu()
         loss_sum, wrong_sum = loss_sum.cpu(), wrong_sum.cpu()
@@ -389,7 +389,7 @@ def run_members(members: list[Member], device, compile: bool, progress: bool, ch
             bar.update(1)
         finished = [k for k in live if members[k].done and not members[k].diverged]
         if finished:
-            summarise(population, finished)
+            summarise_members(population, finished)
         bar.set_postfix(live=len(live), loss=f"{float(loss_sum[live].sum()) / sum(len(perms[k]) for k in live):.3f}",
                         valid_err=f"{100 * float(valid_wrong[live].sum()) / sum(len(members[k].data.splits['valid']) for k in live):.1f}%")
         if time.perf_counter() - last_save > checkpoint_seconds:
@@ -409,7 +409,7 @@ def finish_epoch(population: Population, k: int, phase: str, lr: float, train_lo
     n_train, n_valid = trained or len(member.data.splits["train"]), len(member.data.splits["valid"])
     epoch = state["epoch"]
     if not math.isfinite(train_loss):
-        member.diverged = f"{member.out}: loss became {train_loss} at epoch {epoch + 1} (seed {config.seed}); try a lower --lr or clipping"
+        member.diverged = divergence(member.out, f"loss became {train_loss}", epoch, config.seed)
         member.done = True
         print(f"member diverged and is left out: {member.diverged}", file=sys.stderr)
         return
@@ -420,10 +420,10 @@ def finish_epoch(population: Population, k: int, phase: str, lr: float, train_lo
     member.done = state["epoch"] >= member.total_epochs()
 
 
-def summarise(population: Population, finished: list[int]) -> None:
+def summarise_members(population: Population, finished: list[int]) -> None:
     """summary.json and the last checkpoint of the members that finished this epoch (all members are
     evaluated at once: one compiled graph; the others' numbers are not used)."""
-    wrongs = {name: evaluate(population.forward, population.params, population.buffers, population.splits[name],
+    wrongs = {name: evaluate_members(population.forward, population.params, population.buffers, population.splits[name],
                              population.answers)[1].cpu()
               for name in ("test", "valid", "train")}
     for k in finished:

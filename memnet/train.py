@@ -44,6 +44,11 @@ class Diverged(RuntimeError):
     """The loss became NaN or infinite."""
 
 
+def divergence(out: Path, problem: str, epoch: int, seed: int) -> str:
+    """What a run that diverged says, alone or in a population: where, when, and what to try."""
+    return f"{out}: {problem} at epoch {epoch + 1} (seed {seed}); try a lower --lr or clipping"
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -383,7 +388,7 @@ def train_held(spec: RunSpec, out: Path, resume: bool, progress: bool, device: t
         try:
             train_loss, wrong = train_epoch(model, optimizer, train, config, shuffle, noise, data.sizes.memory_size)
         except Diverged as error:
-            raise Diverged(f"{out}: {error} at epoch {epoch + 1} (seed {config.seed}); try a lower --lr or clipping") from None
+            raise Diverged(divergence(out, str(error), epoch, config.seed)) from None
         valid = evaluate(model, splits["valid"], precision=config.precision)
         end_epoch(config, state, phase, valid["loss"], time.perf_counter() - started)
         line = epoch_line(epoch, phase, lr, train_loss, wrong.sum().item() / len(wrong), valid["loss"], valid["error"],
