@@ -138,7 +138,9 @@ STORIES = GOOD + "1 Sandra went to the garden.\n2 Where is Sandra? \tgarden\t1\n
 CASES = {
     # ---- task files: PATH:LINE, what is wrong, what was expected --------------------------------
     "question tabs turned to spaces": bad_line(GOOD.replace(" \tbathroom\t1", " bathroom 1"), 3, "question without its tab-separated answer", "tabs"),
-    "question line ending in ?": bad_line(GOOD.replace(" \tbathroom\t1", ""), 3, "question without its tab-separated answer"),
+    "question tabs turned to spaces, two ids": bad_line(GOOD.replace(" \tbathroom\t1", " bathroom 1 2"), 3,
+                                                         "question without its tab-separated answer"),
+    "question line cut after its ?": bad_line(GOOD.replace(" \tbathroom\t1", ""), 3, "no question in the whole file"),  # a statement
     "line id not a number": bad_line(GOOD.replace("2 John", "two John"), 2, "line id 'two' is not a number", "expected a line id"),
     "line id skips one": bad_line(GOOD.replace("2 John", "4 John"), 2, "line id 4 is out of order", "expected 2"),
     "file starts past 1": bad_line(GOOD.replace("1 Mary", "5 Mary"), 1, "line id 5", "expected 1"),
