@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from memnet.locks import hold
 from memnet.records import code_identity, environment, read_json, write_json
 from memnet.spec import RunSpec, SpecError, differences, resolve
 from memnet.models import step_work
 from memnet.population import Member, population_key, train_population
+from memnet.progress import progress_bar
 from memnet.train import Diverged, load_data, refuse_other_work, resolve_device, train_run
 from tasks.babi import parse_task_list, task_files
 
@@ -311,8 +311,8 @@ class Progress:
     def __init__(self, name: str, jobs: list[Job], todo: list[Job]):
         self.share = {job.run_dir: work([job]) for job in todo}
         self.runs, self.done, self.note = len(jobs), len(jobs) - len(todo), ""
-        self.bar = tqdm(total=sum(self.share.values()) or 1, initial=0 if todo else 1, desc=name, dynamic_ncols=True,
-                        smoothing=0, bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}")
+        self.bar = progress_bar(sum(self.share.values()) or 1, name, initial=0 if todo else 1, smoothing=0,
+                                bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}")
         self.refresh()
 
     def finished(self, job: Job) -> None:
