@@ -204,7 +204,7 @@ def test_a_finished_run_is_not_overwritten(babi_dir, tmp_path, capsys):
     assert snapshot(tmp_path / "run") == before
 
 
-BENCH = ["bench", "--name", "b", "--models", "memn2n", "--tasks", "1", "--workers", "1", "--no-compile", "--epochs", "1", "--dim", "6"]
+BENCH = ["bench", "--name", "b", "--models", "memn2n:paper", "--tasks", "1", "--workers", "1", "--no-compile", "--epochs", "1", "--dim", "6"]
 
 
 def test_a_benchmark_with_other_options_or_grid_is_refused_and_extend_adds(babi_dir, tmp_path, capsys):
@@ -219,7 +219,7 @@ def test_a_benchmark_with_other_options_or_grid_is_refused_and_extend_adds(babi_
     assert snapshot(tmp_path / "b") == before
 
     main([*BENCH, "--repeats", "2", "--extend", *where])
-    runs = tmp_path / "b" / "runs" / "memn2n" / "en-per-task" / "task-1"
+    runs = tmp_path / "b" / "runs" / "memn2n-paper" / "en-per-task" / "task-1"
     assert (runs / "seed-1" / "summary.json").exists()
     assert json.loads((tmp_path / "b" / "bench.json").read_text())["grid"]["repeats"] == 2
     spec = json.loads((runs / "seed-1" / "config.json").read_text())["spec"]
