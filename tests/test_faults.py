@@ -88,8 +88,9 @@ def damaged(name: str, content: bytes, command: str, *words):
         (run / name).write_bytes(content)
         if name == "checkpoint.pt" and command == "resume":  # an interrupted run: resume reads its checkpoint
             (run / "summary.json").unlink()
-        argv = {"resume": ["train", "--task", "babi:1", "--data-dir", env.data, "--out", run, *TINY, "--resume"],
-                "again": ["train", "--task", "babi:1", "--data-dir", env.data, "--out", run, *TINY],
+        same = ["--preset", "paper", *TINY]  # the spec `trained` ran (the spec's defaults)
+        argv = {"resume": ["train", "--task", "babi:1", "--data-dir", env.data, "--out", run, *same, "--resume"],
+                "again": ["train", "--task", "babi:1", "--data-dir", env.data, "--out", run, *same],
                 "inspect": ["inspect", run], "from": ["train", "--from", run, "--out", env.out, "--quiet"]}[command]
         return argv, [str(run / name), *words]
     return case
@@ -201,8 +202,11 @@ CASES = {
     "--linear-start-until": option("--linear-start-until", "never", "->", "train.linear_start_until"),
     "--linear-start on lstm": lambda env: (env.train("--model", "lstm", "--linear-start", "2", model_flags=False),
                                            ["train.linear_start", "lstm"]),
-    "--random-noise on sequences": lambda env: (["train", "--task", "reverse", "--out", env.out, "--random-noise", "--quiet"],
+    "--random-noise on sequences": lambda env: (["train", "--model", "seq2seq", "--task", "reverse", "--out", env.out,
+                                                 "--random-noise", "--quiet"],
                                                 ["train.random_noise"]),
+    "a model that cannot read the task": lambda env: (["train", "--model", "memn2n", "--task", "reverse", "--out", env.out],
+                                                      ["memn2n reads stories", "use --model seq2seq"]),
     "--seed": option("--seed", "-1", "->", "train.seed"),
     "--hops": option("--hops", "0", "->", "hops"),
     "--dim": option("--dim", "0", "->", "dim"),
