@@ -63,7 +63,7 @@ def test_a_bench_worker_killed_mid_epoch_loses_only_its_run_in_flight(babi_dir, 
 
 
 def test_a_run_folder_copied_without_its_checkpoint_trains_again_from_the_start(babi_dir, tmp_path):
-    args = ["train", "--task", "babi:1", "--data-dir", str(babi_dir), *TINY, "--quiet", "--epochs", "3"]
+    args = ["train", "--task", "babi:1", "--data-dir", str(babi_dir), *TINY, "--quiet", "--epochs", "3", "--preset", "paper"]
     first = subprocess.run(memnet(*args, "--out", str(tmp_path / "run")), capture_output=True, text=True)
     assert first.returncode == 0, first.stderr
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
