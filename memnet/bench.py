@@ -5,6 +5,11 @@
     results/<name>/runs/<model>/<variant>-<mode>/<task>/seed-S/   one run directory per seed (see memnet.train): on disk, not in git
     results/<name>/summary.md, results.csv, results.json          tables made from the run records (memnet.tables.babi)
 
+A model named without a preset (`memn2n`) starts from its default preset (memnet.presets.DEFAULT_PRESETS,
+per mode); bench.json keeps the defaults the folder was made with, so a folder keeps its meaning when they
+change (one made before models had default presets ran them from the spec's defaults, the paper's text).
+A command without --models means the folder's models, or `memn2n` for a new folder.
+
 A benchmark folder is its grid and its options: re-running the same command finishes what is
 missing (a run in the pack is never redone, even where its folder is gone, as in a fresh clone; one
 with only a checkpoint resumes from it),
@@ -22,9 +27,10 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from memnet.locks import hold
+from memnet.presets import DEFAULT_PRESETS
+from memnet.progress import progress_bar
 from memnet.records import environment, read_json, write_json
 from memnet.run_record import PACK, RUNS, RunRecord, pack, read_pack
 from memnet.spec import SpecError, differences, resolve
@@ -36,6 +42,7 @@ from tasks.babi import parse_task_list, task_files
 MODES = ("per-task", "joint")
 ENGINES = ("population", "local", "ray")
 GRID_KEYS = ("models", "tasks", "variants", "modes", "repeats")
+DEFAULT_MODELS = ["memn2n"]  # a new benchmark's models when --models is not given
 
 
 def parse_model_spec(text: str) -> tuple[str, str]:
@@ -44,10 +51,20 @@ def parse_model_spec(text: str) -> tuple[str, str]:
     return model, preset
 
 
-def make_grid(root: Path, grid: dict, options: dict, data_dir) -> tuple[list[Job], list[str]]:
+def bare_presets(root: Path) -> dict:
+    """model -> [per-task preset, joint preset] for a model the grid names without a preset: today's defaults for a
+    new folder, else the ones bench.json kept; a folder made before they existed has none (the spec's defaults)."""
+    if (root / "bench.json").exists():
+        return read_json(root / "bench.json").get("default_presets", {})
+    return {model: list(presets) for model, presets in DEFAULT_PRESETS.items()}
+
+
+def make_grid(root: Path, grid: dict, options: dict, data_dir, bare: dict | None = None) -> tuple[list[Job], list[str]]:
     """Every (model, variant, mode, task, seed) run with its spec resolved and checked, and a message
-    for each task whose files are missing. Raises SpecError before any work on a bad option."""
-    jobs, missing = [], []
+    for each task whose files are missing. Raises SpecError before any work on a bad option.
+    `bare`: the presets of models named without one (`bare_presets`; None: today's defaults)."""
+    bare = {model: list(presets) for model, presets in DEFAULT_PRESETS.items()} if bare is None else bare
+    jobs, missing, seen = [], [], set()
     for mode in grid["modes"]:
         if mode not in MODES:
             raise SpecError(f"modes: unknown mode {mode!r}; choose from {', '.join(MODES)}")
@@ -59,20 +76,23 @@ def make_grid(root: Path, grid: dict, options: dict, data_dir) -> tuple[list[Job
         available = [task for task in wanted if {"train", "test"} <= set(present.get(task, {}))]
         missing += [f"{variant} task {task}: no train/test file" for task in wanted if task not in available]
         for text in grid["models"]:
-            model, preset = parse_model_spec(text)
+            model, named = parse_model_spec(text)
             for mode in grid["modes"]:
+                preset = named or bare.get(model, ["", ""])[MODES.index(mode)] or ""
+                folder = f"{model}-{preset}" if preset else model  # memn2n:release and a bare memn2n share their runs
                 groups = [str(task) for task in available] if mode == "per-task" else [",".join(map(str, available))]
                 for group in groups:
                     task = {**options["task"], "name": f"babi:{group}", "variant": variant,
                             "data_dir": str(data_dir) if data_dir else None}
                     spec = resolve(model, preset or None, options["model"], options["train"], task)
                     label = f"task-{group}" if mode == "per-task" else "joint"
-                    setting = text.replace(":", "-")
                     for seed in range(spec.train.seed, spec.train.seed + grid["repeats"]):
-                        run_dir = root / RUNS / setting / f"{variant}-{mode}" / label / f"seed-{seed}"
-                        identity = {"model": model, "preset": preset, "setting": setting, "variant": variant, "mode": mode,
-                                    "tasks": [int(task) for task in group.split(",")], "seed": seed}
-                        jobs.append(Job(spec.with_seed(seed), preset, str(run_dir), identity))
+                        run_dir = root / RUNS / folder / f"{variant}-{mode}" / label / f"seed-{seed}"
+                        if run_dir not in seen:
+                            seen.add(run_dir)
+                            identity = {"model": model, "preset": preset, "setting": folder, "variant": variant, "mode": mode,
+                                        "tasks": [int(task) for task in group.split(",")], "seed": seed}
+                            jobs.append(Job(spec.with_seed(seed), preset, str(run_dir), identity))
     return jobs, missing
 
 
@@ -102,9 +122,10 @@ def merged_grid(stored: dict, asked: dict) -> dict:
 
 
 def settle_identity(root: Path, grid: dict, options: dict, extend: bool) -> dict:
-    """The grid to run: this command's, checked against what the folder already is. Read-only."""
+    """The grid to run: this command's, checked against what the folder already is. Read-only.
+    Models None (no --models given): the folder's models, or DEFAULT_MODELS for a new folder."""
     if not (root / "bench.json").exists():
-        return grid
+        return {**grid, "models": grid["models"] or DEFAULT_MODELS}
     stored = read_json(root / "bench.json")
     if "grid" not in stored:
         raise SpecError(f"{root} was made by an older memnet whose runs hold no spec; start a new benchmark with another --name")
@@ -112,6 +133,7 @@ def settle_identity(root: Path, grid: dict, options: dict, extend: bool) -> dict
     if changed:
         raise SpecError(f"{root} is a benchmark with other options ({'; '.join(changed)}); nothing was changed. "
                         f"Start a new benchmark with another --name, or repeat its options: {stored['command_options']}")
+    grid = {**grid, "models": grid["models"] or stored["grid"]["models"]}
     if stored["grid"] == grid:
         return grid
     if not extend:
@@ -146,7 +168,8 @@ def run_bench(name: str, grid: dict, options: dict, *, data_dir=None, results: s
         raise SpecError(f"workers: must be at least 1, got {workers}")
     root = Path(results) / name
     grid = settle_identity(root, grid, options, extend)
-    jobs, missing = make_grid(root, grid, options, data_dir)  # every spec checked before any work
+    bare = bare_presets(root)
+    jobs, missing = make_grid(root, grid, options, data_dir, bare)  # every spec checked before any work
     packed = read_pack(root)
     for job in jobs:
         refuse_other_packed(root, job, packed)
@@ -160,7 +183,8 @@ def run_bench(name: str, grid: dict, options: dict, *, data_dir=None, results: s
         record = read_json(root / "bench.json") if (root / "bench.json").exists() else {"invocations": []}
         here = resolve_device("cpu" if engine == "ray" else device)  # ray: the units' device is the cluster's (memnet.ray_engine)
         gpu = here.type == "cuda"
-        record.update({"name": name, "grid": grid, "options": options, "command_options": command_options, "missing": missing})
+        record.update({"name": name, "grid": grid, "options": options, "command_options": command_options, "missing": missing,
+                       "default_presets": bare})
         record["invocations"].append(environment(here))
         write_json(root / "bench.json", record)
         for message in missing:
@@ -232,8 +256,8 @@ class Progress:
         self.on_finished = on_finished
         self.share = {job.run_dir: work([job]) for job in todo}
         self.runs, self.done, self.note = len(jobs), len(jobs) - len(todo), ""
-        self.bar = tqdm(total=sum(self.share.values()) or 1, initial=0 if todo else 1, desc=name, dynamic_ncols=True,
-                        smoothing=0, bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}")
+        self.bar = progress_bar(sum(self.share.values()) or 1, name, initial=0 if todo else 1, smoothing=0,
+                                bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}")
         self.refresh()
 
     def finished(self, job: Job) -> None:

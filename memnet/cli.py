@@ -10,10 +10,11 @@ import threading
 from pathlib import Path
 
 from memnet.models import MODELS
-from memnet.presets import PRESETS
+from memnet.presets import DEFAULT_PRESETS, PRESETS, default_preset
 from memnet.report import add_report_parser
 from memnet.serve import add_serve_parser
 from memnet.spec import TrainSpec
+from tasks.babi import parse_task_list
 
 # typed model flags: the options most runs set (any other field: -o KEY=VALUE); `dim` is every model's embedding size
 MODEL_FLAGS = {"hops": "memory hops (memn2n; default 3)", "dim": "embedding size (memn2n: 20, joint presets 50)",
@@ -97,6 +98,20 @@ def read_spec(path: str):
     return RunSpec.from_dict(stored["spec"], where=str(config))
 
 
+PRESET_HELP = ("named settings: " + ", ".join(sorted(PRESETS)) + ". Default: the model's own, " +
+               "; ".join(f"{model} {per_task} ({joint} for several bAbI tasks)" for model, (per_task, joint) in DEFAULT_PRESETS.items()) +
+               "; other models: the spec's defaults. The paper's text: --preset paper (paper-joint)")
+
+
+def is_joint(task: str) -> bool:
+    """Whether a task name asks for joint training: one model on several bAbI tasks (`babi:all`, `babi:1-3`)."""
+    family, _, arg = task.partition(":")
+    try:
+        return family == "babi" and len(parse_task_list(arg)) > 1
+    except ValueError:
+        return False  # the spec names what is wrong with the task list
+
+
 def add_train_parser(commands) -> None:
     parser = commands.add_parser("train", help="train a model on a task and write a run directory",
                                  description="Train a model; writes config.json, metrics.jsonl, checkpoint.pt and summary.json to --out. "
@@ -106,7 +121,7 @@ def add_train_parser(commands) -> None:
     parser.add_argument("--out", required=True, help="run directory to write")
     parser.add_argument("--from", dest="from_run", metavar="RUN", help="run the spec of RUN (a run folder or its config.json) again; flags given change it")
     add_data_flags(parser)
-    parser.add_argument("--preset", help="named settings: " + ", ".join(sorted(PRESETS)))
+    parser.add_argument("--preset", help=PRESET_HELP)
     add_spec_flags(parser)
     parser.add_argument("--repeats", type=int, default=1, help="train N seeds, keep the lowest validation error")
     parser.add_argument("--resume", action="store_true", help="continue the interrupted run in --out (its spec must match)")
@@ -124,9 +139,11 @@ def run_train(args) -> None:
     options = given_options(args)
     task = {**options["task"], **{key: value for key, value in
                                   {"name": args.task, "data_dir": args.data_dir, "variant": args.variant}.items() if value is not None}}
-    spec = resolve(args.model or ("memn2n" if not base else None), args.preset, options["model"], options["train"], task, base)
+    model = args.model or ("memn2n" if not base else None)
+    preset = args.preset or (None if base else default_preset(model, is_joint(task.get("name", ""))))
+    spec = resolve(model, preset, options["model"], options["train"], task, base)
     summary = train_repeats(spec, args.out, args.repeats, resume=args.resume, progress=not args.quiet, device=args.device,
-                            use_wandb=args.wandb, preset=args.preset)
+                            use_wandb=args.wandb, preset=preset)
     errors = ", ".join(f"task {task}: {error}%" for task, error in summary["test_error"].items() if task != "all")
     print(f"test error {summary['test_error']['all']}%" + (f" ({errors})" if errors else "") + f"; records in {args.out}")
 
@@ -180,7 +197,9 @@ def add_bench_parser(commands) -> None:
                                  description="Train models x tasks x data sizes x modes x seeds; resumable; writes results/NAME/. "
                                              "Model and training flags apply to every run, on top of each model's preset.")
     parser.add_argument("--name", required=True, help="folder under --results for this benchmark")
-    parser.add_argument("--models", default="memn2n:pe-ls-rn", help="comma list of MODEL[:PRESET], e.g. memn2n:pe-ls-rn,lstm")
+    parser.add_argument("--models", help="comma list of MODEL[:PRESET], e.g. memn2n:pe-ls-rn,lstm:baseline; a model without a "
+                                         "preset starts from its default (memn2n: release, per mode). Default: memn2n, or "
+                                         "the models of the existing benchmark --name")
     parser.add_argument("--tasks", default="all", help="all, 2, 1-3,6 (default all)")
     parser.add_argument("--variants", default="en", help="comma list of data folders: en, en-10k (default en)")
     parser.add_argument("--modes", default="per-task", help="comma list: per-task, joint (default per-task)")
@@ -204,7 +223,7 @@ def add_bench_parser(commands) -> None:
 def run_bench(args) -> None:
     from memnet.bench import run_bench as bench
 
-    grid = {"models": args.models.split(","), "tasks": args.tasks, "variants": args.variants.split(","),
+    grid = {"models": args.models.split(",") if args.models else None, "tasks": args.tasks, "variants": args.variants.split(","),
             "modes": args.modes.split(","), "repeats": args.repeats}
     options = given_options(args)
     spelled = " ".join(shlex.quote(word) for word in sys.argv[1:] if word)  # shown when a re-run's options differ

@@ -30,11 +30,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
-from tqdm import tqdm
 
 from memnet.batches import IGNORE_INDEX, Batch, draw_time_noise, noise_draws, noised_time
 from memnet.locks import hold
 from memnet.models import POPULATION, build_model
+from memnet.progress import progress_bar
 from memnet.records import read_json, save_torch
 from memnet.run_record import SUMMARY, append_epoch, epoch_line, write_summary
 from memnet.spec import RunSpec
@@ -334,7 +334,7 @@ def run_members(members: list[Member], device, compile: bool, progress: bool, ch
         summarise_members(population, trained)
     b = population.config.batch_size
     total = sum(member.total_epochs() - member.state["epoch"] for member in members)
-    bar = tqdm(total=total, desc=f"population of {len(members)}", unit="epoch", disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(total, f"population of {len(members)}", enabled=progress, unit="epoch")
     last_save, first_step = time.perf_counter(), None
     while True:
         live = [k for k, member in enumerate(members) if not member.done]

@@ -1,9 +1,16 @@
-"""Named settings of the paper's table columns (Sukhbaatar et al. 2015, Table 1 and sec. 4.2).
+"""Named settings: the paper's table columns (Sukhbaatar et al. 2015, Table 1 and sec. 4.2), the official
+release's setting, and the baselines'.
 
-Each preset holds model options and training options; flags given on the command line win.
+Each preset holds model options and training options; flags given on the command line win. A model
+trained without --preset (or --from) starts from its default preset (`DEFAULT_PRESETS`) where it has one:
+MemN2N from the release's setting, the measured best; `--preset paper` is the paper's text.
 """
 
 PRESETS = {
+    # the paper's text as the spec's defaults read it: per task, position encoding, temporal encoding, 3 hops,
+    # d = 20, 100 epochs, lr 0.01 halved every 25; joint training on all 20 tasks: d = 50, 60 epochs, halved every 15
+    "paper": {"model": {}, "train": {}},
+    "paper-joint": {"model": {"dim": 50}, "train": {"epochs": 60, "lr_halve_every": 15}},
     # per task, 3 hops, d = 20, 100 epochs, lr halved every 25
     "bow": {"model": {"encoding": "bow"}, "train": {}},
     "pe": {"model": {"encoding": "position"}, "train": {}},
@@ -57,3 +64,18 @@ PRESETS = {
     # the attentive reader (GRU sentence encoder + one attention read)
     "attentive": {"model": {}, "train": {"optimizer": "adam", "lr": 0.003, "epochs": 20, "lr_halve_every": 0}},
 }
+
+# Gated MemN2N's chosen setting (README, results/babi-1k-gmemn2n-release-read-gates-long-linear-start-d40*): the
+# release's setting with gates that start open to the read (gate bias +1), 40 epochs of linear start and d = 40
+GATED = {"model": {"gate_bias": 1.0, "dim": 40}, "train": {"linear_start": 40}}
+for name, release in [("gmemn2n", "release"), ("gmemn2n-joint", "release-joint")]:
+    PRESETS[name] = {part: {**PRESETS[release][part], **GATED[part]} for part in ("model", "train")}
+
+# model -> its default preset (per task, joint): what `memnet train` and `memnet bench` use when no preset is named
+DEFAULT_PRESETS = {"memn2n": ("release", "release-joint"), "gmemn2n": ("gmemn2n", "gmemn2n-joint")}
+
+
+def default_preset(model: str, joint: bool) -> str | None:
+    """The preset a run of `model` starts from when none is named (None: the spec's defaults)."""
+    per_task, together = DEFAULT_PRESETS.get(model, (None, None))
+    return together if joint else per_task

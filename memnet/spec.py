@@ -25,12 +25,16 @@ from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass
 
 from memnet.batches import DataSizes
-from memnet.models import LINEAR_START, MODELS
+from memnet.models import LINEAR_START, MODELS, READS
 from memnet.presets import PRESETS
 
 STRICT = ConfigDict(extra="forbid")
 STORY_FAMILIES = ("babi",)  # tasks whose examples are stories with a time index (random noise applies)
 SEQUENCE_FAMILIES = ("temporal", "copy", "reverse", "sort")
+# the kind of data each task family gives (its batch type in memnet.batches), matched against memnet.models.READS
+FAMILY_DATA = {"babi": "stories", "temporal": "sequences", "copy": "pairs", "reverse": "pairs", "sort": "pairs"}
+DATA_KINDS = {"stories": "stories (bAbI)", "sequences": "sequences to classify (temporal order)",
+              "pairs": "sequence-to-sequence pairs (copy, reverse, sort)"}
 # what says where a run's data lives, not what the run is: a moved data folder still resumes
 NOT_IDENTITY = ("task.data_dir", "task.test_data_dir")
 DERIVED = {field.name for field in dataclasses.fields(DataSizes)}  # sizes the data decides; no option sets them
@@ -158,11 +162,23 @@ def validated(kind, values: dict, section: str):
         raise SpecError(f"{section}: {error}") from None
 
 
+def check_reads(model: str, task: TaskSpec) -> None:
+    """Refuse a model that cannot read the task's kind of data, naming the models that can."""
+    kind = FAMILY_DATA[task.family]
+    if kind not in READS[model]:
+        readers = [name for name in MODELS if kind in READS[name]]
+        reads = " and ".join(DATA_KINDS[own] for own in READS[model])
+        choose = readers[0] if len(readers) == 1 else f"{', '.join(readers[:-1])} or {readers[-1]}"
+        raise SpecError(f"{model} reads {reads}; task {task.name!r} gives {DATA_KINDS[kind]}: use --model {choose}")
+
+
 def build(model: str, model_options: dict, train_options: dict, task_options: dict) -> RunSpec:
     """A RunSpec from plain values; every field checked, then the rules that span sections."""
     if model not in MODELS:
         raise SpecError(f"model: unknown model {model!r}; choose one of {', '.join(MODELS)}")
-    spec = RunSpec(task=validated(TaskSpec, task_options, "task"),
+    task = validated(TaskSpec, task_options, "task")
+    check_reads(model, task)
+    spec = RunSpec(task=task,
                    model=ModelSpec(model, validated(MODELS[model][0], model_options, f"model {model}")),
                    train=validated(TrainSpec, train_options, "train"))
     if spec.train.random_noise and spec.task.family not in STORY_FAMILIES:

@@ -28,11 +28,11 @@ from pathlib import Path
 import numpy
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from memnet.batches import IGNORE_INDEX, Batch
 from memnet.locks import hold
 from memnet.models import build_model
+from memnet.progress import progress_bar
 from memnet.records import (check_output_folder, code_identity, environment, load_checkpoint, read_json, read_jsonl, save_torch,
                             write_atomic, write_json)
 from memnet.run_record import append_epoch, epoch_line, start_run, write_summary
@@ -376,8 +376,8 @@ def train_held(spec: RunSpec, out: Path, resume: bool, progress: bool, device: t
     else:
         logger = None
 
-    bar = tqdm(total=total_epochs(config, state), initial=state["epoch"], desc=f"{spec.model.name} {spec.task.name} seed {config.seed}",
-               disable=not progress, unit="epoch", dynamic_ncols=True)
+    bar = progress_bar(total_epochs(config, state), f"{spec.model.name} {spec.task.name} seed {config.seed}", enabled=progress,
+                       unit="epoch", initial=state["epoch"])
     while state["epoch"] < total_epochs(config, state):
         epoch, started, phase = state["epoch"], time.perf_counter(), phase_of(state)
         if config.linear_start:  # linear start takes the memory softmax out (spec checks the model has one)

@@ -23,7 +23,7 @@ from memnet.train import Diverged, load_data, train_run
 @dataclass(frozen=True)
 class Job:
     spec: RunSpec  # everything the run computes, seed included
-    preset: str  # the preset the spec started from ("" for the model's defaults): a label, not identity
+    preset: str  # the preset the spec started from ("" for the spec's defaults): a label, not identity
     run_dir: str
     identity: dict | None = None  # what the run is in its grid: model, preset, setting, variant, mode, tasks, seed
 

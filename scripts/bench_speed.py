@@ -194,7 +194,7 @@ def protocol(name: str, results: Path, data_dir: str) -> dict:
     trained = [inv for inv in record["invocations"] if inv.get("runs_trained")]
     rows = read_json(root / "results.json")["rows"]
     best = [row["best"] for row in rows if "+" not in row["group"]]
-    jobs, _ = bench.make_grid(root, record["grid"], record["options"], data_dir)
+    jobs, _ = bench.make_grid(root, record["grid"], record["options"], data_dir, record.get("default_presets", {}))
     flops = traffic = 0
     populations = []
     for unit in units.units_of(jobs, "population"):

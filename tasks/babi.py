@@ -68,15 +68,28 @@ def tokenize(text: str) -> tuple[str, ...]:
 
 
 QUESTION_FORMAT = "'ID question?<TAB>answer<TAB>supporting ids'"  # quoted in the messages
+# what is left of a question line whose tabs became spaces: the question mark (ASCII or full-width), then one
+# answer word and the supporting ids, at the end of the line (`Where is Mary? bathroom 1`, `... ? bathroom 1 2`)
+LOST_TABS = re.compile(r"[?\uff1f]\s*(?P<answer>[^\s?\uff1f]+)(?P<ids>(?:\s+\d+)+)$")
+
+
+def lost_tabs(text: str, statement_ids) -> bool:
+    """Whether a line without a tab is surely a question whose tabs became spaces: it ends in a question mark,
+    an answer word and ids that all name earlier statements. A statement may hold a question mark (the Hindi
+    qa15 files hold about a thousand, `3 Pallavi bhed hai ?.`), so a question mark alone proves nothing."""
+    match = LOST_TABS.search(text)
+    return bool(match) and all(int(fact) in statement_ids for fact in match["ids"].split())
+
 
 
 def parse_file(path: str | Path, task: int = 0) -> list[Example]:
     """Every question of one task file, in file order; BabiFormatError names the file and line of bad input.
 
-    Accepted as a person's editor may leave them: CRLF line endings, a UTF-8 byte-order mark, blank
-    lines and trailing spaces. Refused: anything that would change what the file means, such as a
-    question whose tabs became spaces (it would be read as a statement) or a question line cut short
-    (its answer would become a class of its own).
+    A line is a question when it holds a tab, as in the official readers; any other line is a statement,
+    whatever its punctuation. Accepted as a person's editor may leave them: CRLF line endings, a UTF-8
+    byte-order mark, blank lines and trailing spaces. Refused: anything that would change what the file
+    means, such as a question whose tabs became spaces (it would be read as a statement; `lost_tabs`)
+    or a question line cut short (its answer would become a class of its own).
     """
     path = Path(path)
     try:
@@ -112,8 +125,8 @@ def parse_file(path: str | Path, task: int = 0) -> list[Example]:
         last_id = line_id
         if not text.strip():
             raise BabiFormatError(path, line_no, "nothing after the line id, expected a sentence or a question", line)
-        if "\t" not in text:
-            if "?" in text or "\uff1f" in text:  # no statement asks: a question whose tabs became spaces
+        if "\t" not in text:  # a statement, as the official readers tell a question by its tab alone
+            if lost_tabs(text, slot_of_id):
                 raise BabiFormatError(path, line_no, "a question without its tab-separated answer and supporting ids "
                                                      f"(were the tabs turned into spaces?), expected {QUESTION_FORMAT}", line)
             slot_of_id[line_id] = len(story)

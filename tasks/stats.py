@@ -1,6 +1,7 @@
 """Per-task counts of a bAbI folder: questions per split, vocabulary, longest story and sentence."""
 
 from tasks.babi import BabiDataMissing, SPLITS, load_task, task_files, task_name
+from tasks.paths import resolve_data_dir
 from tasks.vocab import Vocab
 
 
@@ -9,6 +10,11 @@ def babi_stats(data_dir, variant: str, tasks) -> tuple[list[dict], list[str]]:
     files = task_files(data_dir, variant)
     rows, problems = [], []
     for task in tasks:
+        absent = [split for split in ("train", "test") if split not in files.get(task, {})]
+        if absent:  # said in one line: the folder is there (task_files found it), a file of it is not
+            problems.append(f"task {task}: no {' or '.join(absent)} file in {resolve_data_dir(data_dir) / variant} "
+                            f"(expected qa{task}_<name>_{absent[0]}.txt)")
+            continue
         try:
             splits = load_task(data_dir, variant, task)
         except BabiDataMissing as error:

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -53,7 +54,9 @@ def test_tokenize_drops_punctuation_of_any_script():
     ("Mary moved to the bathroom.\n", "expected a line id"),
     ("x Mary moved.\n", "expected a line id"),
     ("1 Mary moved.\n2 Where is Mary?\t\t1\n", "empty answer"),
-    ("1 Mary moved.\n2 Where is Mary?\n", "question without its tab-separated answer"),  # not read as a statement
+    ("1 Mary moved.\n2 Where is Mary? kitchen 1\n", "question without its tab-separated answer"),  # not read as a statement
+    ("1 Mary moved.\n2 John moved.\n3 Where is Mary ? kitchen 1 2\n", "were the tabs turned into spaces"),
+    ("1 Mary moved.\n2 Where is Mary?\n", "no question in the whole file"),  # a tab-less line is a statement
     ("1 Mary moved.\n2 Where is Mary?\tkitchen\t5\n", "past the story"),
     ("1 Mary moved.\n2 Where is Mary?\tkitchen\t1\n3 Where is Mary?\tkitchen\t2\n", "points at a question"),
     ("1 Mary moved.\n2 Where is Mary?\tkitchen\tone\n", "is not a number"),
@@ -65,6 +68,31 @@ def test_malformed_lines_name_file_and_line(tmp_path, text, problem):
         parse_file(path)
     last_line = len(text.splitlines())
     assert f"{path}:{last_line}:" in str(error.value)
+
+
+def test_a_statement_holding_a_question_mark_is_a_statement(tmp_path):
+    # the Hindi qa15 files (hn/, hn-10k/) hold about a thousand statements such as `3 Pallavi bhed hai ?.`
+    text = "1 Bhedein bhediyon se darti hain.\n2 Pallavi bhed hai ?.\n3 Pallavi kisse darti hai ?\tbhediya\t2 1\n"
+    (example,) = parse_file(write(tmp_path, text), task=15)
+    assert example.story == (("bhedein", "bhediyon", "se", "darti", "hain"), ("pallavi", "bhed", "hai"))
+    assert example.question == ("pallavi", "kisse", "darti", "hai") and example.answer == "bhediya"
+    assert example.supporting == (1, 0)
+
+
+@pytest.mark.parametrize("line", [
+    "2 Where is Mary? 3 kitchen",  # no supporting ids at the end
+    "2 Is it here? yes 9",  # the id names no earlier statement
+    "2 Pallavi bhed hai ? 1.",  # punctuation after the number: not a question's last field
+])
+def test_only_a_line_ending_in_answer_and_ids_counts_as_lost_tabs(tmp_path, line):
+    examples = parse_file(write(tmp_path, f"1 Mary moved.\n{line}\n3 Where is Mary?\tkitchen\t1\n"), task=1)
+    assert len(examples[0].story) == 2  # the line is the second statement
+
+
+def test_lost_tabs_error_names_path_and_line(tmp_path):
+    path = write(tmp_path, STORY.replace("Where is Sandra? \tgarden\t1", "Where is Sandra? garden 1"))
+    with pytest.raises(BabiFormatError, match=rf"^{path}:8: a question without its tab-separated answer"):
+        parse_file(path)
 
 
 def test_bad_encoding_names_file_and_line(tmp_path):
@@ -159,6 +187,23 @@ def test_stats_command_json(babi_dir):
     rows = json.loads(result.stdout)
     assert {(row["task"], row["split"]): row["questions"] for row in rows} == {(1, "train"): 72, (1, "valid"): 8, (1, "test"): 20}
     assert "task 2" in result.stderr  # missing, said, and the others still reported
+
+
+ARCHIVE_QUIRKS = Path(__file__).parent / "data" / "babi-archive"  # hand-written in the official format: hn/ holds
+# Hindi, romanised and in Devanagari, with statements such as `2 Pallavi bhed hai ?.` and a space before a question's
+# `?`; shuffled/ holds task-1 stories with every letter swapped by one fixed substitution (nonsense words and answers)
+
+
+@pytest.mark.parametrize("variant, task, answers", [("hn", 15, {"bhediya", "billi", "kutta", "भेड़िया", "बिल्ली"}),
+                                                     ("shuffled", 1, {"iqssvqn", "wqzikggd", "gyyoet", "aozeitf"})])
+def test_stats_command_reads_the_archives_other_variants(variant, task, answers):
+    result = subprocess.run([sys.executable, "-m", "memnet.cli", "data", "babi", "--data-dir", str(ARCHIVE_QUIRKS), "--variant",
+                             variant, "--stats", "--json", "--tasks", str(task)], capture_output=True, text=True, check=True)
+    rows = json.loads(result.stdout)
+    assert {row["split"]: row["questions"] for row in rows} == {"train": 5, "valid": 1, "test": 1}
+    splits = load_task(ARCHIVE_QUIRKS, variant, task)
+    assert {example.answer for split in splits.values() for example in split} == answers
+    assert all(example.story for split in splits.values() for example in split)
 
 
 @pytest.mark.skipif(not (REAL_BABI / "en").is_dir(), reason=f"real bAbI data not found at {REAL_BABI}")

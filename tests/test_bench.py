@@ -82,7 +82,7 @@ def test_seeds_missing_a_task_are_left_out_of_the_spread_and_counted(tmp_path):
 
 
 def test_an_interrupted_benchmark_resumes_without_redoing_runs(babi_dir, tmp_path, monkeypatch):
-    args = dict(name="b", grid=grid(["memn2n"], repeats=3), options=options(epochs=2), data_dir=babi_dir, results=tmp_path,
+    args = dict(name="b", grid=grid(["memn2n:paper"], repeats=3), options=options(epochs=2), data_dir=babi_dir, results=tmp_path,
                 workers=1, engine="local")
     real, calls = units.run_job, {"n": 0}
 
@@ -95,7 +95,7 @@ def test_an_interrupted_benchmark_resumes_without_redoing_runs(babi_dir, tmp_pat
     monkeypatch.setattr(units, "run_job", interrupted)
     with pytest.raises(KeyboardInterrupt):
         bench.run_bench(**args)
-    runs = tmp_path / "b" / "runs" / "memn2n" / "en-per-task" / "task-1"
+    runs = tmp_path / "b" / "runs" / "memn2n-paper" / "en-per-task" / "task-1"
     first = (runs / "seed-0" / "summary.json").stat().st_mtime_ns
     assert not (runs / "seed-1" / "summary.json").exists()
     assert not list(tmp_path.rglob("*.tmp"))  # no half-written record
@@ -125,7 +125,7 @@ def test_bad_model_spec_lists_the_valid_ones(babi_dir, tmp_path):
 
 def test_wandb_puts_the_runs_and_the_table_in_one_offline_group(babi_dir, tmp_path, monkeypatch):
     monkeypatch.delenv("WANDB_RUN_GROUP", raising=False)
-    bench.run_bench("w", grid(["memn2n"]), options(epochs=1), data_dir=babi_dir, results=tmp_path, workers=1, use_wandb=True)
+    bench.run_bench("w", grid(["memn2n:paper"]), options(epochs=1), data_dir=babi_dir, results=tmp_path, workers=1, use_wandb=True)
     runs = list((tmp_path / "w").rglob("offline-run-*"))
     assert len(runs) == 2  # the training run and the table, both offline
     assert __import__("os").environ["WANDB_RUN_GROUP"] == "w"  # every run of the benchmark in its group

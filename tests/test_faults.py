@@ -88,8 +88,9 @@ def damaged(name: str, content: bytes, command: str, *words):
         (run / name).write_bytes(content)
         if name == "checkpoint.pt" and command == "resume":  # an interrupted run: resume reads its checkpoint
             (run / "summary.json").unlink()
-        argv = {"resume": ["train", "--task", "babi:1", "--data-dir", env.data, "--out", run, *TINY, "--resume"],
-                "again": ["train", "--task", "babi:1", "--data-dir", env.data, "--out", run, *TINY],
+        same = ["--preset", "paper", *TINY]  # the spec `trained` ran (the spec's defaults)
+        argv = {"resume": ["train", "--task", "babi:1", "--data-dir", env.data, "--out", run, *same, "--resume"],
+                "again": ["train", "--task", "babi:1", "--data-dir", env.data, "--out", run, *same],
                 "inspect": ["inspect", run], "from": ["train", "--from", run, "--out", env.out, "--quiet"]}[command]
         return argv, [str(run / name), *words]
     return case
@@ -138,7 +139,9 @@ STORIES = GOOD + "1 Sandra went to the garden.\n2 Where is Sandra? \tgarden\t1\n
 CASES = {
     # ---- task files: PATH:LINE, what is wrong, what was expected --------------------------------
     "question tabs turned to spaces": bad_line(GOOD.replace(" \tbathroom\t1", " bathroom 1"), 3, "question without its tab-separated answer", "tabs"),
-    "question line ending in ?": bad_line(GOOD.replace(" \tbathroom\t1", ""), 3, "question without its tab-separated answer"),
+    "question tabs turned to spaces, two ids": bad_line(GOOD.replace(" \tbathroom\t1", " bathroom 1 2"), 3,
+                                                         "question without its tab-separated answer"),
+    "question line cut after its ?": bad_line(GOOD.replace(" \tbathroom\t1", ""), 3, "no question in the whole file"),  # a statement
     "line id not a number": bad_line(GOOD.replace("2 John", "two John"), 2, "line id 'two' is not a number", "expected a line id"),
     "line id skips one": bad_line(GOOD.replace("2 John", "4 John"), 2, "line id 4 is out of order", "expected 2"),
     "file starts past 1": bad_line(GOOD.replace("1 Mary", "5 Mary"), 1, "line id 5", "expected 1"),
@@ -199,8 +202,11 @@ CASES = {
     "--linear-start-until": option("--linear-start-until", "never", "->", "train.linear_start_until"),
     "--linear-start on lstm": lambda env: (env.train("--model", "lstm", "--linear-start", "2", model_flags=False),
                                            ["train.linear_start", "lstm"]),
-    "--random-noise on sequences": lambda env: (["train", "--task", "reverse", "--out", env.out, "--random-noise", "--quiet"],
+    "--random-noise on sequences": lambda env: (["train", "--model", "seq2seq", "--task", "reverse", "--out", env.out,
+                                                 "--random-noise", "--quiet"],
                                                 ["train.random_noise"]),
+    "a model that cannot read the task": lambda env: (["train", "--model", "memn2n", "--task", "reverse", "--out", env.out],
+                                                      ["memn2n reads stories", "use --model seq2seq"]),
     "--seed": option("--seed", "-1", "->", "train.seed"),
     "--hops": option("--hops", "0", "->", "hops"),
     "--dim": option("--dim", "0", "->", "dim"),

@@ -159,7 +159,7 @@ def test_the_compiled_step_gives_the_eager_records(babi_dir, tmp_path):
 
 
 def test_the_bench_groups_populations_and_keeps_the_other_models_alone(mixed, tmp_path):
-    grid = {"models": ["memn2n", "lstm:baseline"], "tasks": "1-2", "variants": ["en"], "modes": ["per-task"], "repeats": 2}
+    grid = {"models": ["memn2n:paper", "lstm:baseline"], "tasks": "1-2", "variants": ["en"], "modes": ["per-task"], "repeats": 2}
     jobs, _ = bench.make_grid(tmp_path / "b", grid, {"model": {}, "train": {"epochs": 1}, "task": {}}, mixed)
     grouped = units.units_of(jobs, "population")
     sizes = sorted(len(unit) for unit in grouped)
@@ -228,7 +228,7 @@ def test_a_member_stopped_before_its_summary_is_summarised_without_training(babi
 def test_with_several_workers_the_bench_cuts_populations_where_that_ends_sooner(mixed, tmp_path, monkeypatch):
     jobs = []
     for task, repeats in [(1, 1), (2, 6)]:  # one small population, one large
-        grid = {"models": ["memn2n"], "tasks": str(task), "variants": ["en"], "modes": ["per-task"], "repeats": repeats}
+        grid = {"models": ["memn2n:paper"], "tasks": str(task), "variants": ["en"], "modes": ["per-task"], "repeats": repeats}
         jobs += bench.make_grid(tmp_path / "b", grid, {"model": {}, "train": {"epochs": 1}, "task": {}}, mixed)[0]
     whole = units.units_of(jobs, "population", workers=1)
     assert units.units_of(jobs, "population", workers=2) == whole  # tiny runs: another compile costs more than it saves
@@ -267,7 +267,7 @@ def test_the_bench_weighs_a_storyformer_step_by_its_sentences_reading_each_other
 
 def test_the_bench_bar_moves_by_each_runs_share_of_the_work(mixed, tmp_path):
     """Task 2's stories are longer than task 1's: its run moves the bar further, and the runs are counted beside it."""
-    grid = {"models": ["memn2n"], "tasks": "1-2", "variants": ["en"], "modes": ["per-task"], "repeats": 1}
+    grid = {"models": ["memn2n:paper"], "tasks": "1-2", "variants": ["en"], "modes": ["per-task"], "repeats": 1}
     jobs, _ = bench.make_grid(tmp_path / "b", grid, {"model": {}, "train": {"epochs": 1}, "task": {}}, mixed)
     short, long = sorted(jobs, key=lambda job: units.work([job]))
     assert units.work([short]) < units.work([long])

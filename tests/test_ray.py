@@ -33,7 +33,7 @@ from tests.conftest import write_task  # noqa: E402
 from tests.test_population import assert_same_run  # noqa: E402
 
 OPTIONS = {"model": {"dim": 6}, "train": {"epochs": 1}, "task": {}}
-RUNS = [f"runs/{model}/en-per-task/task-1/seed-{seed}" for model in ("lstm", "memn2n") for seed in (0, 1)]
+RUNS = [f"runs/{model}/en-per-task/task-1/seed-{seed}" for model in ("lstm", "memn2n-paper") for seed in (0, 1)]
 
 
 def grid(models, repeats=2):
@@ -118,9 +118,9 @@ def babi(tmp_path_factory) -> Path:
 def grids(cluster, babi, tmp_path_factory):
     """The same grid (LSTM runs alone, MemN2N as a population of 2) by the local engine and on the cluster."""
     results = tmp_path_factory.mktemp("grids")
-    local = bench.run_bench("grid", grid(["memn2n", "lstm"]), OPTIONS, data_dir=babi, results=results / "local",
+    local = bench.run_bench("grid", grid(["memn2n:paper", "lstm"]), OPTIONS, data_dir=babi, results=results / "local",
                             workers=1, engine="local")
-    on_ray = bench.run_bench("grid", grid(["memn2n", "lstm"]), OPTIONS, data_dir=babi, results=results / "ray",
+    on_ray = bench.run_bench("grid", grid(["memn2n:paper", "lstm"]), OPTIONS, data_dir=babi, results=results / "ray",
                              engine="ray", address=cluster["address"], compile=False)
     return local, on_ray
 
@@ -166,9 +166,9 @@ def test_resume_across_engines_and_a_failed_run_that_does_not_stop_the_grid(grid
     (started_here / lstm[1] / "summary.json").unlink()
     (started_here / lstm[1] / "checkpoint.pt").write_bytes(b"not a checkpoint")
 
-    bench.run_bench("grid", grid(["memn2n", "lstm"]), OPTIONS, data_dir=babi, results=tmp_path / "local", engine="ray",
+    bench.run_bench("grid", grid(["memn2n:paper", "lstm"]), OPTIONS, data_dir=babi, results=tmp_path / "local", engine="ray",
                     address=cluster["address"], compile=False)  # begun locally, finished on Ray
-    bench.run_bench("grid", grid(["memn2n", "lstm"]), OPTIONS, data_dir=babi, results=tmp_path / "ray", workers=1,
+    bench.run_bench("grid", grid(["memn2n:paper", "lstm"]), OPTIONS, data_dir=babi, results=tmp_path / "ray", workers=1,
                     engine="local")  # begun on Ray, finished locally
     for root, origin in [(started_here, local), (started_there, on_ray)]:
         assert summary(root, lstm[0]) == summary(origin, lstm[0])  # resumed from its last checkpoint: the same record
@@ -216,16 +216,16 @@ def kill_a_worker_once_checkpointed(runs: list[Path], node_pids: list[int], kill
 
 def test_a_worker_killed_mid_run_is_resumed_from_the_last_checkpoint(cluster, babi, tmp_path, monkeypatch):
     options = {**OPTIONS, "train": {"epochs": 40}}
-    local = bench.run_bench("long", grid(["memn2n"]), options, data_dir=babi, results=tmp_path / "local", workers=1, engine="local")
+    local = bench.run_bench("long", grid(["memn2n:paper"]), options, data_dir=babi, results=tmp_path / "local", workers=1, engine="local")
     monkeypatch.setattr(ray_engine, "CHECKPOINT_SECONDS", 0.3)  # the driver gets a population's checkpoints every 0.3 s
     root = tmp_path / "ray" / "long"
-    runs = [root / f"runs/memn2n/en-per-task/task-1/seed-{seed}" for seed in (0, 1)]
+    runs = [root / f"runs/memn2n-paper/en-per-task/task-1/seed-{seed}" for seed in (0, 1)]
     killed = []
     killer = threading.Thread(target=kill_a_worker_once_checkpointed, args=(runs, cluster["pids"], killed))
     killer.start()
     try:
         # workers=1: both seeds in one population (with more, the bench would cut it in two), so one kill stops both
-        bench.run_bench("long", grid(["memn2n"]), options, data_dir=babi, results=tmp_path / "ray", engine="ray",
+        bench.run_bench("long", grid(["memn2n:paper"]), options, data_dir=babi, results=tmp_path / "ray", engine="ray",
                         address=cluster["address"], compile=False, workers=1)
     finally:
         killer.join()

@@ -76,39 +76,39 @@ def test_a_damaged_pack_is_named_with_what_to_do(tmp_path):
 
 def test_a_finished_benchmark_without_run_folders_trains_nothing_and_extend_trains_only_the_new_runs(babi_dir, tmp_path, monkeypatch):
     args = dict(name="b", options=options(epochs=1), data_dir=babi_dir, results=tmp_path, workers=1, engine="local")
-    bench.run_bench(grid=grid(["memn2n"], repeats=2), **args)
+    bench.run_bench(grid=grid(["memn2n:paper"], repeats=2), **args)
     root = tmp_path / "b"
     packed = read_pack(root)
-    assert sorted(packed) == [f"runs/memn2n/en-per-task/task-1/seed-{seed}" for seed in range(2)]  # packed as each finished
-    assert packed["runs/memn2n/en-per-task/task-1/seed-1"].identity == {
-        "model": "memn2n", "preset": "", "setting": "memn2n", "variant": "en", "mode": "per-task", "tasks": [1], "seed": 1}
+    assert sorted(packed) == [f"runs/memn2n-paper/en-per-task/task-1/seed-{seed}" for seed in range(2)]  # packed as each finished
+    assert packed["runs/memn2n-paper/en-per-task/task-1/seed-1"].identity == {
+        "model": "memn2n", "preset": "paper", "setting": "memn2n-paper", "variant": "en", "mode": "per-task", "tasks": [1], "seed": 1}
     table = (root / "summary.md").read_text()
     shutil.rmtree(root / "runs")  # a fresh clone of a committed benchmark
 
     trained = []
     real = units.run_job
     monkeypatch.setattr(units, "run_job", lambda job, *a, **k: trained.append(job.run_dir) or real(job, *a, **k))
-    bench.run_bench(grid=grid(["memn2n"], repeats=2), **args)
+    bench.run_bench(grid=grid(["memn2n:paper"], repeats=2), **args)
     assert trained == [] and (root / "summary.md").read_text() == table
 
-    bench.run_bench(grid=grid(["memn2n"], repeats=3), extend=True, **args)
+    bench.run_bench(grid=grid(["memn2n:paper"], repeats=3), extend=True, **args)
     assert [run.split("/")[-1] for run in trained] == ["seed-2"]  # only the new seed
-    assert sorted(read_pack(root)) == [f"runs/memn2n/en-per-task/task-1/seed-{seed}" for seed in range(3)]
-    assert packed["runs/memn2n/en-per-task/task-1/seed-0"] == read_pack(root)["runs/memn2n/en-per-task/task-1/seed-0"]
+    assert sorted(read_pack(root)) == [f"runs/memn2n-paper/en-per-task/task-1/seed-{seed}" for seed in range(3)]
+    assert packed["runs/memn2n-paper/en-per-task/task-1/seed-0"] == read_pack(root)["runs/memn2n-paper/en-per-task/task-1/seed-0"]
     assert "best of 3" in (root / "summary.md").read_text()
-    config = read_pack(root)["runs/memn2n/en-per-task/task-1/seed-2"].config
+    config = read_pack(root)["runs/memn2n-paper/en-per-task/task-1/seed-2"].config
     assert config["engine"] == {"engine": "alone", "threads": config["engine"]["threads"]}  # how it trained is recorded
 
 
 def test_a_packed_run_of_another_spec_is_refused_before_any_work(babi_dir, tmp_path):
-    args = dict(name="b", grid=grid(["memn2n"]), data_dir=babi_dir, results=tmp_path, workers=1, engine="local")
+    args = dict(name="b", grid=grid(["memn2n:paper"]), data_dir=babi_dir, results=tmp_path, workers=1, engine="local")
     bench.run_bench(options=options(epochs=1), **args)
     root = tmp_path / "b"
     shutil.rmtree(root / "runs")
     record = read_json(root / "bench.json")
     record["options"] = options(epochs=2)  # as if the pack held runs of another spec than the grid's
     write_json(root / "bench.json", record)
-    with pytest.raises(ValueError, match=r"holds runs/memn2n/en-per-task/task-1/seed-0 with another spec \(train.epochs: 1 -> 2\)"):
+    with pytest.raises(ValueError, match=r"holds runs/memn2n-paper/en-per-task/task-1/seed-0 with another spec \(train.epochs: 1 -> 2\)"):
         bench.run_bench(options=options(epochs=2), **args)
 
 

@@ -44,11 +44,11 @@ def test_sigterm_stops_train_resumably_and_the_resumed_run_is_the_whole_run(babi
 
 
 def test_a_bench_worker_killed_mid_epoch_loses_only_its_run_in_flight(babi_dir, tmp_path):
-    args = ["bench", "--name", "b", "--models", "memn2n", "--tasks", "1", "--repeats", "2", "--engine", "local", "--workers", "2",
+    args = ["bench", "--name", "b", "--models", "memn2n:paper", "--tasks", "1", "--repeats", "2", "--engine", "local", "--workers", "2",
             "--data-dir", str(babi_dir), *TINY, "--epochs", "300"]
     whole = subprocess.run(memnet(*args, "--results", str(tmp_path / "whole")), capture_output=True, text=True)
     assert whole.returncode == 0, whole.stderr
-    runs = tmp_path / "cut" / "b" / "runs" / "memn2n" / "en-per-task" / "task-1"
+    runs = tmp_path / "cut" / "b" / "runs" / "memn2n-paper" / "en-per-task" / "task-1"
     process = subprocess.Popen(memnet(*args, "--results", str(tmp_path / "cut")), stderr=subprocess.PIPE, text=True)
     wait_for(lambda: lines(runs / "seed-0" / "metrics.jsonl") >= 3)
     workers = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout.split()
@@ -58,12 +58,12 @@ def test_a_bench_worker_killed_mid_epoch_loses_only_its_run_in_flight(babi_dir, 
     again = subprocess.run(memnet(*args, "--results", str(tmp_path / "cut")), capture_output=True, text=True)
     assert again.returncode == 0, again.stderr
     for seed in (0, 1):
-        summary = lambda root: json.loads((root / "b" / "runs" / "memn2n" / "en-per-task" / "task-1" / f"seed-{seed}" / "summary.json").read_text())
+        summary = lambda root: json.loads((root / "b" / "runs" / "memn2n-paper" / "en-per-task" / "task-1" / f"seed-{seed}" / "summary.json").read_text())
         assert summary(tmp_path / "cut")["test_error"] == summary(tmp_path / "whole")["test_error"]
 
 
 def test_a_run_folder_copied_without_its_checkpoint_trains_again_from_the_start(babi_dir, tmp_path):
-    args = ["train", "--task", "babi:1", "--data-dir", str(babi_dir), *TINY, "--quiet", "--epochs", "3"]
+    args = ["train", "--task", "babi:1", "--data-dir", str(babi_dir), *TINY, "--quiet", "--epochs", "3", "--preset", "paper"]
     first = subprocess.run(memnet(*args, "--out", str(tmp_path / "run")), capture_output=True, text=True)
     assert first.returncode == 0, first.stderr
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())

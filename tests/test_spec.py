@@ -12,6 +12,7 @@ import pytest
 
 from memnet.cli import main
 from memnet.locks import hold
+from memnet.models import MODELS, READS
 from memnet.spec import SpecError, TrainSpec, differences, resolve
 from tests.conftest import write_task
 
@@ -82,6 +83,30 @@ def test_options_that_do_not_fit_the_model_or_task_are_refused():
         resolve("memn2n", task_options={"name": "babi:21"})
     with pytest.raises(SpecError, match="preset"):
         resolve("memn2n", "pe-ls-xx", task_options={"name": "babi:1"})
+
+
+FAMILY_TASKS = {"stories": "babi:1", "sequences": "temporal:easy", "pairs": "reverse"}
+
+
+@pytest.mark.parametrize("model", sorted(MODELS))
+@pytest.mark.parametrize("kind, task", FAMILY_TASKS.items())
+def test_a_model_reads_only_the_task_families_it_declares(model, kind, task):
+    if kind in READS[model]:
+        assert resolve(model, task_options={"name": task}).model.name == model
+        return
+    readers = [name for name in MODELS if kind in READS[name]]
+    with pytest.raises(SpecError, match=rf"^{model} reads .*; task '{task}' gives .*: use --model ") as error:
+        resolve(model, task_options={"name": task})
+    assert all(name in str(error.value).split("use --model ")[1] for name in readers)
+
+
+def test_a_model_asked_for_a_task_it_cannot_read_names_the_models_that_can(capsys, tmp_path):
+    err = refused(capsys, ["train", "--model", "memn2n", "--task", "reverse", "--out", str(tmp_path / "run")])
+    assert err == ("memnet train: error: memn2n reads stories (bAbI); task 'reverse' gives sequence-to-sequence pairs "
+                   "(copy, reverse, sort): use --model seq2seq")
+    err = refused(capsys, ["train", "--model", "seq2seq", "--task", "babi:1", "--out", str(tmp_path / "run")])
+    assert err.endswith("use --model memn2n, gmemn2n, lstm, gru, rnn, attentive or storyformer")
+    assert not (tmp_path / "run").exists()
 
 
 def test_bench_workers_must_be_positive(babi_dir, tmp_path, capsys):
@@ -179,7 +204,7 @@ def test_a_finished_run_is_not_overwritten(babi_dir, tmp_path, capsys):
     assert snapshot(tmp_path / "run") == before
 
 
-BENCH = ["bench", "--name", "b", "--models", "memn2n", "--tasks", "1", "--workers", "1", "--no-compile", "--epochs", "1", "--dim", "6"]
+BENCH = ["bench", "--name", "b", "--models", "memn2n:paper", "--tasks", "1", "--workers", "1", "--no-compile", "--epochs", "1", "--dim", "6"]
 
 
 def test_a_benchmark_with_other_options_or_grid_is_refused_and_extend_adds(babi_dir, tmp_path, capsys):
@@ -194,7 +219,7 @@ def test_a_benchmark_with_other_options_or_grid_is_refused_and_extend_adds(babi_
     assert snapshot(tmp_path / "b") == before
 
     main([*BENCH, "--repeats", "2", "--extend", *where])
-    runs = tmp_path / "b" / "runs" / "memn2n" / "en-per-task" / "task-1"
+    runs = tmp_path / "b" / "runs" / "memn2n-paper" / "en-per-task" / "task-1"
     assert (runs / "seed-1" / "summary.json").exists()
     assert json.loads((tmp_path / "b" / "bench.json").read_text())["grid"]["repeats"] == 2
     spec = json.loads((runs / "seed-1" / "config.json").read_text())["spec"]

@@ -25,6 +25,13 @@ MODELS = {
     "storyformer": (StoryTransformerConfig, StoryTransformer),  # a small transformer over sentence vectors
     "seq2seq": (Seq2SeqConfig, Seq2Seq),
 }
+# what each model's forward reads, by the kind of data a task family gives (memnet.spec.FAMILY_DATA): a model asked
+# to train on another kind is refused before any data loads, naming the models that read it
+READS = {
+    "memn2n": ("stories",), "gmemn2n": ("stories",), "attentive": ("stories",), "storyformer": ("stories",),
+    "lstm": ("stories", "sequences"), "gru": ("stories", "sequences"), "rnn": ("stories", "sequences"),
+    "seq2seq": ("pairs",),
+}
 POPULATION = {"memn2n", "gmemn2n", "storyformer"}  # models whose forward vmaps over members (no shapes read from the data): memnet.population
 LINEAR_START = {"memn2n", "gmemn2n"}  # models whose memory softmax linear start can remove (they have `use_softmax`)
 def model_config(name: str, options: dict):
