@@ -59,7 +59,11 @@ def start(mask: torch.Tensor) -> torch.Tensor:
 def align_step(content: torch.Tensor, open_: torch.Tensor, location: torch.Tensor | None,
                strength: torch.Tensor | float) -> torch.Tensor:
     """One alignment: content (b, s), open positions (b, s) bool, location l (b, s) or None -> a (b, s),
-    the softmax of c + λ log(l + ε) over the open positions; a row with nothing open reads nothing."""
+    the softmax of c + λ log(l + ε) over the open positions; a row with nothing open reads nothing.
+
+    Not `memnet.addressing.address`: its -inf fill makes a row with no valid slot NaN before the final zeroing,
+    which is harmless where every row has a slot, but here every sequence's end step has none, and the NaN
+    would reach the gradient."""
     scores = content if location is None else content + strength * torch.log(location + EPS)  # (b, s)
     return torch.where(open_, scores, CLOSED).softmax(-1) * open_  # (b, s)
 
