@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from pydantic import ValidationError
 
 from memnet.batches import DataSizes
 from memnet.models.pointer import EPS, Pointer, align_step, consumed, moved, start
@@ -95,6 +96,13 @@ def test_duplicates_are_used_one_at_a_time():
     holds = torch.tensor([[True, True, False], [True, True, False]])
     torch.testing.assert_close(consumed(weights, holds), torch.tensor([[1.0, 0, 0], [1, 0, 0]]))  # most weight; a tie: the first
     assert torch.all(consumed(weights, torch.zeros_like(holds)) == 0)  # no open position holds the symbol: none used
+
+
+def test_options_of_the_recurrent_parts_are_errors_with_a_pointer():
+    with pytest.raises(ValidationError, match="attention=shift has no recurrent encoder or decoder, so hidden does not apply"):
+        Seq2SeqConfig(attention="shift", hidden=64)
+    with pytest.raises(ValidationError, match="so cell, bidirectional do not apply"):
+        Seq2SeqConfig(attention="pointer", cell="LSTM", bidirectional=True)
 
 
 def test_the_preset_resolves():

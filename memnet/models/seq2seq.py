@@ -57,6 +57,12 @@ class Seq2SeqConfig:
     # (Luong), "none"; "pointer" (Vinyals et al. 2015, with coverage) or "shift" (the pointer with NTM location addressing)
 
     def __post_init__(self):
+        recurrent = {"cell": "GRU", "hidden": 128, "bidirectional": False}  # the defaults above: options of the GRU parts
+        changed = [name for name, default in recurrent.items() if getattr(self, name) != default]
+        if self.attention in POINTERS and changed:
+            raise ValueError(f"attention={self.attention} has no recurrent encoder or decoder, so "
+                             f"{', '.join(changed)} {'does' if len(changed) == 1 else 'do'} not apply; leave "
+                             f"{'it' if len(changed) == 1 else 'them'} at the default")
         if self.bidirectional and self.hidden % 2:
             raise ValueError(f"a bidirectional encoder splits hidden in two: bidirectional=True needs an even "
                              f"hidden, got hidden={self.hidden} (odd)")
