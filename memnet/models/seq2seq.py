@@ -44,7 +44,7 @@ from memnet.batches import DataSizes, Seq2SeqBatch
 from memnet.models.output import Output
 from memnet.models.pointer import Pointer
 
-POINTERS = ("pointer", "shift")  # attentions decoded by memnet.models.pointer; cell, hidden and bidirectional unused
+POINTERS = ("pointer", "shift")  # attentions decoded by memnet.models.pointer: no recurrent parts (cell, hidden, bidirectional)
 
 
 @dataclass(frozen=True, config=ConfigDict(extra="forbid"))
