@@ -77,8 +77,10 @@ def ask(run: Run, story: str, question: str) -> dict:
 
 def align_typed(run: Run, text: str) -> dict:
     """A seq2seq run's greedy output and alignment (t, s) for a typed source of its symbols, e.g. "3 1 4"
-    (`inspection.align`'s dict; "target" is what the task asks for that source)."""
-    from tasks.seq2seq_tasks import TRANSFORMS, encode as encode_sequences
+    (`inspection.align`'s dict; "target" is what the task asks for that source), with the run's attention and
+    ("mechanism": its config's attention) and the source lengths it trained on ("trained_lengths" [low, high]), so a longer source can be told apart."""
+    from tasks.seq2seq_tasks import DEFAULTS, TRANSFORMS, encode as encode_sequences
+    from tasks.sequences import parse_spec
 
     family = run.data.name.partition(":")[0]
     if family not in TRANSFORMS:
@@ -91,4 +93,6 @@ def align_typed(run: Run, text: str) -> dict:
     if unknown:
         raise AskError(f"unknown symbol{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}; "
                        f"this run reads {', '.join(sorted(known, key=int))}")
-    return aligned(run, encode_sequences(family, [[int(symbol) for symbol in symbols]], run.data.vocab), None)
+    example = aligned(run, encode_sequences(family, [[int(symbol) for symbol in symbols]], run.data.vocab), None)
+    trained = parse_spec(family, run.data.name.partition(":")[2], DEFAULTS)["train"]
+    return {**example, "trained_lengths": list(trained), "mechanism": getattr(getattr(run.model, "config", None), "attention", None)}

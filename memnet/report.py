@@ -138,28 +138,46 @@ def echo_tables(root: Path, settings: dict, record: dict) -> dict[Path, str]:
     return {root / "echo.md": md, root / "echo.json": json_text(results)}
 
 
+def seq2seq_rows(settings: dict) -> list[dict]:
+    """The rows of the seq2seq plan, each {task, attention, symbols, spec, seeds, folder, preset, model, train}: every
+    task with every attention of the plan, then (key "length", issue 32) every task with every attention of the
+    length preset at each alphabet size. A row's seed S lives in `folder`/seed-S; at the default 10 symbols the
+    folder is runs/seq2seq/<task>/<attention>, else runs/seq2seq/<task>-symbols-<k>/<attention>."""
+    rows = [{"task": task, "attention": attention, "symbols": 10, "spec": settings["spec"], "seeds": settings["seeds"],
+             "folder": f"runs/seq2seq/{task}/{attention}", "preset": None, "model": settings["model"], "train": settings["train"]}
+            for task in settings["tasks"] for attention in settings["attentions"]]
+    length = settings.get("length")
+    for symbols in length["symbols"] if length else []:
+        spec, suffix = (settings["spec"], "") if symbols == 10 else (f"{settings['spec']},symbols={symbols}", f"-symbols-{symbols}")
+        rows += [{"task": task, "attention": attention, "symbols": symbols, "spec": spec, "seeds": length["seeds"],
+                  "folder": f"runs/seq2seq/{task}{suffix}/{attention}", "preset": length["preset"], "model": length["model"],
+                  "train": length["train"]} for task in settings["tasks"] for attention in length["attentions"]]
+    return rows
+
+
 def seq2seq_tables(root: Path, settings: dict, record: dict) -> dict[Path, str]:
-    """seq2seq.md and .json: exact match by source length (from each run's by_length.json), in bands and one by one."""
+    """seq2seq.md and .json: exact match by source length (from each run's by_length.json), in bands and one by one,
+    and for rows of several seeds each seed's at the longest trained length, twice it and four times it."""
     rows, summaries, counts, finished = [], [], set(), runs_of(root)
-    for task in settings["tasks"]:
-        for attention in settings["attentions"]:
-            runs = []
-            for seed in range(settings["seeds"]):
-                path = f"runs/seq2seq/{task}/{attention}/seed-{seed}"
-                if path not in finished or BY_LENGTH not in finished[path].extra:
-                    continue
-                summary, by_length = finished[path].summary, finished[path].extra[BY_LENGTH]
-                summaries.append(summary)
-                counts.update(by_length["sequences"].values())
-                runs.append({"seed": seed, "run": path,
-                             "exact_match_by_length": {int(n): v for n, v in by_length["exact_match"].items()},
-                             "valid_error_by_epoch": [round(100 * m["valid_error"], 1) for m in finished[path].metrics],
-                             "seconds": summary["seconds"]})
-            lengths = sorted({n for run in runs for n in run["exact_match_by_length"]})
-            mean = {n: round(statistics.mean(run["exact_match_by_length"][n] for run in runs if n in run["exact_match_by_length"]), 1)
-                    for n in lengths}
-            rows.append({"task": task, "attention": attention, "options": {**settings["model"], "attention": attention},
-                         "exact_match_by_length": mean, "runs": runs})
+    for plan_row in seq2seq_rows(settings):
+        runs = []
+        for seed in range(plan_row["seeds"]):
+            path = f"{plan_row['folder']}/seed-{seed}"
+            if path not in finished or BY_LENGTH not in finished[path].extra:
+                continue
+            summary, by_length = finished[path].summary, finished[path].extra[BY_LENGTH]
+            summaries.append(summary)
+            counts.update(by_length["sequences"].values())
+            runs.append({"seed": seed, "run": path,
+                         "exact_match_by_length": {int(n): v for n, v in by_length["exact_match"].items()},
+                         "valid_error_by_epoch": [round(100 * m["valid_error"], 1) for m in finished[path].metrics],
+                         "seconds": summary["seconds"]})
+        lengths = sorted({n for run in runs for n in run["exact_match_by_length"]})
+        mean = {n: round(statistics.mean(run["exact_match_by_length"][n] for run in runs if n in run["exact_match_by_length"]), 1)
+                for n in lengths}
+        rows.append({"task": plan_row["task"], "attention": plan_row["attention"], "symbols": plan_row["symbols"],
+                     "preset": plan_row["preset"], "options": {**plan_row["model"], "attention": plan_row["attention"]},
+                     "exact_match_by_length": mean, "runs": runs})
 
     def band(row, low, high):
         values = [v for n, v in row["exact_match_by_length"].items() if low <= n <= high]
@@ -168,25 +186,45 @@ def seq2seq_tables(root: Path, settings: dict, record: dict) -> dict[Path, str]:
     lengths = sorted({n for r in rows for n in r["exact_match_by_length"]})
     train_low, train_high = (int(n) for n in settings["spec"].split("train=")[1].split(",")[0].split("-"))
     longest = max(lengths, default=train_high)
-    step = max(1, (longest - train_high + 2) // 2)
+    step = train_high  # bands as long as the longest trained length: 11-20, 21-30, ... after training on 5-10
     bands = [(train_low, train_high)] + [(low, min(low + step - 1, longest)) for low in range(train_high + 1, longest + 1, step)]
     train = settings["train"]
     per_length = f"{min(counts)}" if len(counts) == 1 else f"{min(counts, default=0)} to {max(counts, default=0)}"
     schedule = f"halved every {train['lr_halve_every']} epochs" if train["lr_halve_every"] else "constant"
     md, made = sequences_header("Seq2seq: exact match (%) under greedy decoding, by source length", "seq2seq", record, summaries)
-    md += (f"Task spec `TASK:{settings['spec']}` (tasks.seq2seq_tasks); model {settings['model']} with a GRU encoder and "
-           f"decoder; Adam lr {train['lr']} {schedule}, batch {train['batch_size']}, "
-           f"{train['epochs']} epochs, {seeds_text(settings['seeds'])}{' (mean over them)' * (settings['seeds'] > 1)}. Trained on lengths {train_low}-{train_high}; "
+    md += (f"Task spec `TASK:{settings['spec']}` (tasks.seq2seq_tasks); attention {', '.join(settings['attentions'])}: model "
+           f"{settings['model']} with a GRU encoder and decoder; Adam lr {train['lr']} {schedule}, batch {train['batch_size']}, "
+           f"{train['epochs']} epochs, {seeds_text(settings['seeds'])}{' (mean over them)' * (settings['seeds'] > 1)}. ")
+    length = settings.get("length")
+    if length:
+        extra = length["train"]
+        md += (f"Attention {', '.join(length['attentions'])} (memnet.models.pointer): preset `{length['preset']}` "
+               f"(train {extra}), {seeds_text(length['seeds'])} (mean over them), with {' and '.join(map(str, length['symbols']))} "
+               f"symbols (`symbols=` in the task spec). ")
+    md += (f"Trained on lengths {train_low}-{train_high}; "
            f"the test set has {per_length} sequences of every length. A sequence counts only if every symbol and the EOS are right.\n\n")
-    md += markdown_table(["task", "attention"] + [f"lengths {a}-{b}" + (" (train)" if a == train_low else "") for a, b in bands],
-                         [[r["task"], r["attention"]] + [band(r, a, b) for a, b in bands] for r in rows])
-    md += "\nBy length:\n\n" + markdown_table(["task", "attention"] + [str(n) for n in lengths],
-                                               [[r["task"], r["attention"]] + [r["exact_match_by_length"].get(n, "–") for n in lengths]
+    keys = ["task", "attention", "symbols"]
+    md += markdown_table(keys + [f"lengths {a}-{b}" + (" (train)" if a == train_low else "") for a, b in bands],
+                         [[r[key] for key in keys] + [band(r, a, b) for a, b in bands] for r in rows])
+    several = [r for r in rows if len(r["runs"]) > 1]
+    marks = [n for n in (train_high, 2 * train_high, 4 * train_high) if n in lengths]
+    if several and marks:
+        md += ("\nEach seed at lengths " + ", ".join(map(str, marks)) + " (exact match %, seeds in order), and their mean ± sd:\n\n"
+               + markdown_table(keys + [f"{n}: {head}" for n in marks for head in ("each seed", "mean ± sd")],
+                                [[r[key] for key in keys] + [cell for n in marks for cell in seed_cells(r["runs"], n)] for r in several]))
+    md += "\nBy length:\n\n" + markdown_table(keys + [str(n) for n in lengths],
+                                               [[r[key] for key in keys] + [r["exact_match_by_length"].get(n, "–") for n in lengths]
                                                 for r in rows])
-    planned = len(settings["tasks"]) * len(settings["attentions"]) * settings["seeds"]
+    planned = sum(plan_row["seeds"] for plan_row in seq2seq_rows(settings))
     md += missing_line(len(summaries), planned)
     results = {"rows": rows, "settings": settings, "runs": len(summaries), "planned": planned, "made_by": made}
     return {root / "seq2seq.md": md, root / "seq2seq.json": json_text(results)}
+
+
+def seed_cells(runs: list[dict], length: int) -> list[str]:
+    """[each seed's exact match at `length`, their mean ± sd] of a row's runs."""
+    values = [run["exact_match_by_length"][length] for run in runs if length in run["exact_match_by_length"]]
+    return [", ".join(f"{v:.1f}" for v in values), mean_std(values)]
 
 
 SEQUENCE_PARTS = {"temporal": temporal_tables, "echo": echo_tables, "seq2seq": seq2seq_tables}

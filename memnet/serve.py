@@ -9,7 +9,9 @@ Tabs, and one HTTP endpoint:
   predicted and true answers and the 5 most probable answers.
 - Ask & compare: type or edit a story (one sentence a line) and a question; one run answers, or two
   side by side.
-- Sequences (when a seq2seq run is served): the decoder's alignment over a source sequence you type.
+- Sequences (when a seq2seq run is served): the decoder's alignment over a source sequence you type, with the
+  run's attention and whether the source is longer than any it trained on (the pointer and shift attentions,
+  preset seq2seq-length, keep their alignment past those lengths: docs/seq2seq-length.md).
 - Run summary: per-task test error of every served run, how often each hop's most-attended sentence
   is a supporting fact, and the training curves of metrics.jsonl.
 - `/answer` (story, question, run=None) -> {"answer", "top", "hops", "empty", "sentences", "question", "dropped",
@@ -176,9 +178,21 @@ def alignment_html(example: dict) -> str:
     rows = "".join(f"<tr><th>{html.escape(symbol)}</th>" + "".join(shaded(weight, "40,90,200") for weight in weights) + "</tr>"
                    for symbol, weights in zip(example["output"], example["attention"]))
     verdict = "right" if example["output"] == example["target"] else "wrong"
-    return (f"<div class='attn'><table><tr><th>output \\ source</th>{head}</tr>{rows}</table>"
+    return (f"<div class='attn'>{length_note(example)}<table><tr><th>output \\ source</th>{head}</tr>{rows}</table>"
             f"<p>Output: <b class='{verdict}'>{html.escape(' '.join(example['output']))}</b> &nbsp; "
             f"target: <b>{html.escape(' '.join(example['target']))}</b> ({verdict})</p></div>")
+
+
+def length_note(example: dict) -> str:
+    """A line above a typed sequence's alignment: the run's attention, and the source's length against the trained ones."""
+    if "trained_lengths" not in example:
+        return ""
+    low, high = example["trained_lengths"]
+    n = len(example["source"])
+    where = f"beyond the lengths this run trained on ({low}-{high})" if n > high else f"within the lengths this run trained on ({low}-{high})"
+    end = (" The last row reads nothing: every source position has been output, so the end follows."
+           if example["mechanism"] in ("pointer", "shift") else "")
+    return f"<p class='note'>Attention: {html.escape(str(example['mechanism']))}. Source length {n}: {where}.{end}</p>"
 
 
 def table_html(columns: list[str], rows: list[list[str]]) -> str:

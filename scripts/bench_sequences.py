@@ -9,17 +9,22 @@ Parts (every setting is in the PLANS below):
             same hidden size per level, a few seeds; the LSTM's hidden units over one sequence
             (hidden_units.png)
   echo      RNN vs LSTM on echo by delay, truncated BPTT (memnet.echo)
-  seq2seq   encoder-decoder with additive, dot and no attention on reverse and sort: exact match by
-            test length, lengths beyond training included; alignment heatmaps (alignment.png)
+  seq2seq   encoder-decoder with additive, dot and no attention on copy, reverse and sort: exact match by
+            test length, to four times the longest trained; alignment heatmaps (alignment.png); the pointer and
+            shift attentions (preset seq2seq-length, 3 seeds, 10 and 20 symbols) and their alignment on a
+            40-long source (alignment_length.png)
 
 Every run leaves its record under OUT/runs/ (checkpoints are not committed):
 
     runs/temporal/<row>/<column>/seed-S/     memnet.train.train_run: config.json, metrics.jsonl, summary.json
-    runs/seq2seq/<task>/<attention>/seed-S/  the same, and by_length.json (exact match per test length)
+    runs/seq2seq/<task>/<attention>/seed-S/  the same, and by_length.json (exact match per test length);
+                                             runs/seq2seq/<task>-symbols-K/... at K symbols other than 10
     runs/echo/<cell>/delay-D/seed-S/         config.json (EchoConfig, environment), summary.json (accuracies)
 
-and OUT/sequences.json records the plan and every command that ran it. Resumable: a run with a
-summary is not trained again, so re-running the script finishes what is missing. The tables
+and OUT/sequences.json records the plan and every command that ran it. Each run goes into OUT/runs.jsonl.gz
+as it finishes (memnet.run_record), which is what git holds; the run folders stay on disk. Resumable: a
+finished run (packed, or with a summary in its folder) is not trained again, so re-running the script
+finishes what is missing, also in a fresh clone. The tables
 (temporal_order, echo, seq2seq: .md and .json) are made from those records by memnet.report
 (`memnet report results` remakes them, `--check` verifies them); the plots (png) are made here.
 """
@@ -37,8 +42,10 @@ from memnet.batches import IGNORE_INDEX
 from memnet.echo import EchoConfig, train_echo
 from memnet.inspection import load_run
 from memnet.locks import hold
+from memnet.presets import PRESETS
 from memnet.records import device_name, environment, read_json, write_json
-from memnet.report import SEQUENCES_RECORD, write_tables
+from memnet.report import BY_LENGTH, SEQUENCES_RECORD, seq2seq_rows, write_tables
+from memnet.run_record import SUMMARY, benchmark_of, is_finished, pack, packed_record, summary_of
 from memnet.spec import SpecError, TaskSpec, resolve
 from memnet.train import evaluate, load_data, record_environment, train_run
 from tasks.temporal_order import CLASSES, LEVELS
@@ -71,18 +78,24 @@ PLANS = {
                      "columns": COLUMNS, "train": TEMPORAL_TRAIN},
         "echo": {"delays": [1, 3, 5, 8, 10, 12, 15], "cells": ["RNN", "LSTM"], "seeds": 1,
                  "config": {"hidden": 16, "chunk": 20, "streams": 8, "steps": 10000, "epochs": 4, "lr": 0.01}},
-        "seq2seq": {"tasks": ["reverse", "sort"], "spec": "train=5-10,test=5-20,size=10000,per_length=100",
+        # test lengths to 40, four times the longest trained; "length": the attentions of issue 32 (memnet.models.pointer)
+        # in the preset seq2seq-length, 3 seeds, at 10 symbols and at 20 (an alphabet size it was not chosen on)
+        "seq2seq": {"tasks": ["copy", "reverse", "sort"], "spec": "train=5-10,test=5-40,size=10000,per_length=100",
                     "attentions": ["additive", "dot", "none"], "seeds": 1, "model": {"hidden": 128, "dim": 32},
-                    "train": {"optimizer": "adam", "lr": 0.003, "lr_halve_every": 3, "batch_size": 64, "epochs": 8}},
+                    "train": {"optimizer": "adam", "lr": 0.003, "lr_halve_every": 3, "batch_size": 64, "epochs": 8},
+                    "length": {"preset": "seq2seq-length", "attentions": ["pointer", "shift"], "symbols": [10, 20], "seeds": 3,
+                               **PRESETS["seq2seq-length"], "model": {}}},
     },
     "smoke": {
         "temporal": {"rows": [temporal_row("easy", "easy", "easy", 4, 64, 1, 2), temporal_row("hard", "hard", "hard", 4, 32, 1, 1)],
                      "columns": COLUMNS, "train": TEMPORAL_TRAIN},
         "echo": {"delays": [1, 3], "cells": ["RNN", "LSTM"], "seeds": 1,
                  "config": {"hidden": 4, "chunk": 10, "streams": 2, "steps": 100, "epochs": 1, "test_steps": 100}},
-        "seq2seq": {"tasks": ["reverse", "sort"], "spec": "train=2-4,test=2-6,size=64,per_length=4",
+        "seq2seq": {"tasks": ["reverse", "sort"], "spec": "train=2-4,test=2-16,size=64,per_length=4",
                     "attentions": ["additive", "none"], "seeds": 1, "model": {"hidden": 8, "dim": 4},
-                    "train": {"optimizer": "adam", "lr": 0.01, "lr_halve_every": 0, "batch_size": 32, "epochs": 1}},
+                    "train": {"optimizer": "adam", "lr": 0.01, "lr_halve_every": 0, "batch_size": 32, "epochs": 1},
+                    "length": {"preset": "seq2seq-length", "attentions": ["shift"], "symbols": [10, 4], "seeds": 2,
+                               "model": {"dim": 4}, "train": {**PRESETS["seq2seq-length"]["train"], "epochs": 1}}},
     },
 }
 
@@ -120,11 +133,18 @@ def recorded(plan: dict) -> dict:
 
 
 def trained_run(spec, run_dir: Path, data, record: Record, part: str) -> dict:
-    """The run's summary: read if it finished (its spec checked against `spec`), else trained or resumed now."""
-    finished = (run_dir / "summary.json").exists()
+    """The run's summary: read if it finished (its spec checked against `spec`), else trained or resumed now, and
+    packed into OUT/runs.jsonl.gz. A packed run (a fresh clone has no run folders) is finished: its packed summary."""
+    if not (run_dir / SUMMARY).exists() and is_finished(run_dir):
+        if packed_record(run_dir).config.get("spec") != spec.to_dict():
+            raise SpecError(f"{run_dir} is packed with another spec; nothing was changed. Pick another --out")
+        return summary_of(run_dir)
+    finished = (run_dir / SUMMARY).exists()
     summary = train_run(spec, run_dir, resume=True, progress=False, device="cpu", data=None if finished else data())
     if not finished:
         record.trained(part)
+    if part != "seq2seq":  # a seq2seq run is whole once its by_length.json is written (bench_seq2seq packs it)
+        pack(benchmark_of(run_dir), [run_dir])
     return summary
 
 
@@ -205,14 +225,15 @@ def echo_run(config: EchoConfig, run_dir: Path, record: Record) -> dict:
     with hold(run_dir):
         if (run_dir / "config.json").exists() and read_json(run_dir / "config.json")["echo"] != dataclasses.asdict(config):
             raise SpecError(f"{run_dir} holds an echo run of another config; nothing was changed. Pick another --out")
-        if (run_dir / "summary.json").exists():
-            return read_json(run_dir / "summary.json")
+        if is_finished(run_dir):  # in its folder, or packed
+            return summary_of(run_dir)
         write_json(run_dir / "config.json", {"echo": dataclasses.asdict(config), "environment": record_environment(run_dir, CPU)})
         result = train_echo(config)
         by_epoch = [round(100 * accuracy, 2) for accuracy in result["test_accuracy"]]
         summary = {"test_accuracy": by_epoch[-1], "test_accuracy_by_epoch": by_epoch, "seed": config.seed,
                    "device": device_name(CPU), "seconds": result["seconds"]}
-        write_json(run_dir / "summary.json", summary)
+        write_json(run_dir / SUMMARY, summary)
+        pack(benchmark_of(run_dir), [run_dir])
     record.trained("echo")
     return summary
 
@@ -250,43 +271,56 @@ def exact_match_by_length(run_dir: Path) -> dict:
 
 
 def bench_seq2seq(settings: dict, out: Path, record: Record, plt) -> None:
-    by_length = {}  # (task, attention) -> seed 0's exact match per length
-    for task in settings["tasks"]:
-        task_options = {"name": f"{task}:{settings['spec']}"}
-        data = functools.cache(functools.partial(load_data, TaskSpec(**task_options)))
-        for attention in settings["attentions"]:
-            spec = resolve("seq2seq", None, {**settings["model"], "attention": attention}, settings["train"], task_options)
-            for seed in range(settings["seeds"]):
-                run_dir = out / "runs" / "seq2seq" / task / attention / f"seed-{seed}"
-                trained_run(spec.with_seed(seed), run_dir, data, record, "seq2seq")
-                if not (run_dir / "by_length.json").exists():  # written right after training; again if that was cut short
-                    write_json(run_dir / "by_length.json", exact_match_by_length(run_dir))
-            by_length[task, attention] = {int(n): v for n, v in read_json(out / "runs" / "seq2seq" / task / attention / "seed-0" /
-                                                                          "by_length.json")["exact_match"].items()}
-            print(f"seq2seq {task:8} {attention:9} exact match by length {by_length[task, attention]}", flush=True)
+    by_length = {}  # (task, attention, symbols) -> exact match per length, mean over seeds
+    data = {}  # task spec -> its data, loaded once and only if a run trains
+    for row in seq2seq_rows(settings):
+        task_options = {"name": f"{row['task']}:{row['spec']}"}
+        data.setdefault(task_options["name"], functools.cache(functools.partial(load_data, TaskSpec(**task_options))))
+        spec = resolve("seq2seq", row["preset"], {**row["model"], "attention": row["attention"]}, row["train"], task_options)
+        seeds = []
+        for seed in range(row["seeds"]):
+            run_dir = out / row["folder"] / f"seed-{seed}"
+            trained_run(spec.with_seed(seed), run_dir, data[task_options["name"]], record, "seq2seq")
+            if packed_record(run_dir) is None and not (run_dir / BY_LENGTH).exists():  # written right after training
+                write_json(run_dir / BY_LENGTH, exact_match_by_length(run_dir))  # (again if that was cut short)
+            pack(out, [run_dir])
+            seeds.append({int(n): v for n, v in packed_record(run_dir).extra[BY_LENGTH]["exact_match"].items()})
+        key = row["task"], row["attention"], row["symbols"]
+        by_length[key] = {n: statistics.mean(seed[n] for seed in seeds) for n in seeds[0]}
+        print(f"seq2seq {row['task']:8} {row['attention']:9} {row['symbols']:3} symbols, exact match by length (mean of "
+              f"{len(seeds)}) {by_length[key]}", flush=True)
 
     train_low, train_high = (int(n) for n in settings["spec"].split("train=")[1].split(",")[0].split("-"))
     figure, axes = plt.subplots(1, len(settings["tasks"]), figsize=(5 * len(settings["tasks"]), 3.5), squeeze=False)
     for axis, task in zip(axes[0], settings["tasks"]):
-        for attention in settings["attentions"]:
-            axis.plot(list(by_length[task, attention]), list(by_length[task, attention].values()), marker=".", label=attention)
+        for (row_task, attention, symbols), values in by_length.items():
+            if row_task == task:
+                axis.plot(list(values), list(values.values()), marker=".", linestyle="-" if symbols == 10 else "--",
+                          label=attention if symbols == 10 else f"{attention}, {symbols} symbols")
         axis.axvline(train_high + 0.5, color="gray", linestyle=":", linewidth=1)
         axis.set_title(f"{task} (trained on lengths {train_low}-{train_high})")
         axis.set_xlabel("source length")
         axis.set_ylabel("exact match (%)")
-        axis.legend(fontsize=8)
+        axis.legend(fontsize=7)
     save_figure(figure, out / "seq2seq_by_length.png")
     if "additive" in settings["attentions"]:
         runs = trained_models({task: out / "runs" / "seq2seq" / task / "additive" / "seed-0" for task in settings["tasks"]},
                               out / "alignment.png")
         if runs:
-            alignments(runs, out, plt, [train_high - 2, train_high + 3])
+            alignments(runs, out / "alignment.png", plt, [train_high - 2, train_high + 3])
+    if "shift" in settings.get("length", {}).get("attentions", []):  # the preset's model, seed 0, 10 symbols
+        runs = trained_models({task: out / "runs" / "seq2seq" / task / "shift" / "seed-0" for task in settings["tasks"]},
+                              out / "alignment_length.png")
+        if runs:
+            longest = int(settings["spec"].split("test=")[1].split(",")[0].split("-")[1])
+            alignments(runs, out / "alignment_length.png", plt, [train_high, longest], "shift")
 
 
 @torch.no_grad()
-def alignments(runs: dict, out: Path, plt, lengths: list[int]) -> None:
-    """Attention of the additive model over the source at each output step, on test sequences of `lengths`."""
-    figure, axes = plt.subplots(len(runs), len(lengths), figsize=(4 * len(lengths), 3.6 * len(runs)), squeeze=False)
+def alignments(runs: dict, path: Path, plt, lengths: list[int], attention: str = "additive") -> None:
+    """Attention of one model per task over the source at each output step, on test sequences of `lengths`."""
+    size = 4 if max(lengths) <= 20 else 6  # inches a panel: a 40-long source needs room for its symbols
+    figure, axes = plt.subplots(len(runs), len(lengths), figsize=(size * len(lengths), 0.9 * size * len(runs)), squeeze=False)
     for row, (task, run) in enumerate(runs.items()):
         test = run.data.splits["test"]
         for column, n in enumerate(lengths):
@@ -303,13 +337,13 @@ def alignments(runs: dict, out: Path, plt, lengths: list[int]) -> None:
             source = run.data.vocab.decode(batch.source[0, :n].tolist())
             predicted = run.data.vocab.decode(output.logits[0, :steps].argmax(-1).tolist())
             axis.imshow(weights, cmap="Greys", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
-            axis.set_xticks(range(n), source, fontsize=7)
-            axis.set_yticks(range(steps), predicted, fontsize=7)
+            axis.set_xticks(range(n), source, fontsize=7 if n <= 20 else 5)
+            axis.set_yticks(range(steps), predicted, fontsize=7 if n <= 20 else 5)
             right = predicted == run.data.vocab.decode([t for t in batch.target[0].tolist() if t != IGNORE_INDEX])
-            axis.set_title(f"{task}, length {n} ({'right' if right else 'wrong'})", fontsize=9)
+            axis.set_title(f"{task}, {attention}, length {n} ({'right' if right else 'wrong'})", fontsize=9)
             axis.set_xlabel("source")
             axis.set_ylabel("output (greedy)")
-    save_figure(figure, out / "alignment.png")
+    save_figure(figure, path)
 
 
 PARTS = {"temporal": bench_temporal, "echo": bench_echo, "seq2seq": bench_seq2seq}

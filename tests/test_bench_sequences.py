@@ -25,7 +25,9 @@ def test_the_tables_are_made_from_the_run_records_and_a_rerun_trains_nothing(tmp
     assert kind_of(out) == "sequences"
     written = {name: (out / name).read_text() for name in TABLES}
     summaries = {path: path.stat().st_mtime_ns for path in out.glob("runs/**/summary.json")}
-    assert len(summaries) == 12 + 4 + 4  # the smoke plan: temporal 2 rows x 4 columns (3 seeds), echo 2 x 2, seq2seq 2 x 2
+    # the smoke plan: temporal 2 rows x 4 columns (3 seeds), echo 2 x 2, seq2seq 2 x 2 and the length rows 2 tasks x 2 symbols x 2 seeds
+    assert len(summaries) == 12 + 4 + 4 + 8
+    assert len(list(out.glob("runs/seq2seq/*-symbols-4/shift/seed-*/summary.json"))) == 4  # the other alphabet's folders
 
     for name in TABLES:  # the records alone give the same tables
         (out / name).unlink()
@@ -34,6 +36,8 @@ def test_the_tables_are_made_from_the_run_records_and_a_rerun_trains_nothing(tmp
     main(["report", str(out), "--check"])
     assert "all 6 tables in 1 folder match their records" in capsys.readouterr().out
 
+    seq2seq = written["seq2seq.md"]  # each seed of the length rows at the longest trained length, twice and four times it
+    assert "Each seed at lengths 4, 8, 16" in seq2seq and seq2seq.count("| shift | 4 |") == 2 * 3  # 2 tasks: bands, seeds, by length
     # each seq2seq run's by_length.json agrees with its summary's test error
     for by_length_path in out.glob("runs/seq2seq/*/*/seed-*/by_length.json"):
         by_length, summary = read_json(by_length_path), read_json(by_length_path.parent / "summary.json")

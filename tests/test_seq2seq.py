@@ -100,7 +100,7 @@ def test_additive_score_matches_a_hand_computation():
 
 
 def test_bad_options_are_errors():
-    with pytest.raises(ValidationError, match="'additive', 'dot' or 'none'"):
+    with pytest.raises(ValidationError, match="'additive', 'dot', 'none', 'pointer' or 'shift'"):
         Seq2SeqConfig(attention="multihead")
     with pytest.raises(ValidationError, match="'GRU' or 'LSTM'"):
         Seq2SeqConfig(cell="RNN")

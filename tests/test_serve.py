@@ -173,6 +173,19 @@ def test_a_typed_sequence_is_aligned(served, runs):
         align_typed(load_run(runs["memn2n"]), "3 1 4")
 
 
+def test_a_typed_sequence_longer_than_training_is_aligned_by_the_shift_attention(tmp_path):
+    """The Sequences tab with a run of the preset seq2seq-length, trained on lengths 2-4, and a typed 12-long source."""
+    spec = resolve("seq2seq", "seq2seq-length", {"dim": 8}, {"epochs": 2, "batch_size": 32},
+                   {"name": "reverse:train=2-4,test=2-4,size=2000,per_length=4"})
+    train_run(spec, tmp_path / "shift", progress=False, device="cpu")
+    label, typed = str(tmp_path / "shift"), "3 1 4 1 5 9 2 6 5 3 5 8"
+    page = Explorer(load_runs([label])).align_html(label, typed)
+    assert f"<b class='right'>{' '.join(reversed(typed.split()))} &lt;eos&gt;</b>" in page  # right, three times as long
+    assert "Attention: shift. Source length 12: beyond the lengths this run trained on (2-4)." in page
+    assert "The last row reads nothing" in page and page.count("rgba(40,90,200,") == 13 * 12  # every step, every symbol
+    assert "within the lengths this run trained on (2-4)" in Explorer(load_runs([label])).align_html(label, "3 1 4")
+
+
 def test_run_summary_has_errors_hit_rates_and_curves(served, runs):
     explorer = served[1]
     page = explorer.summary_html()

@@ -15,6 +15,11 @@ V vocabulary (source and target share one).
               "dot":      score = h_i . m_j                (Luong eq. 8)
               "none":     no read, h~_i = tanh(W_c h_i): the whole source passes through the
                           encoder's final state (Sutskever et al. 2014; Cho et al. 2014)
+              "pointer":  no encoder RNN, no decoder state: the output is the source symbol pointed at,
+                          chosen by its content and what is left of each position (memnet.models.pointer)
+              "shift":    the pointer, plus the last alignment moved by a learned shift (NTM location
+                          addressing), so that copy and reverse have a position to go by; the setting that
+                          holds past the trained lengths (preset seq2seq-length, docs/seq2seq-length.md)
 
 The step order (state, then attention, then output) is Luong's for every score; only the score
 function is Bahdanau's. In training (model.training) the decoder reads the true previous symbol
@@ -37,6 +42,9 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from memnet.addressing import address, dot_score
 from memnet.batches import DataSizes, Seq2SeqBatch
 from memnet.models.output import Output
+from memnet.models.pointer import Pointer
+
+POINTERS = ("pointer", "shift")  # attentions decoded by memnet.models.pointer: no recurrent parts (cell, hidden, bidirectional)
 
 
 @dataclass(frozen=True, config=ConfigDict(extra="forbid"))
@@ -45,9 +53,16 @@ class Seq2SeqConfig:
     dim: Annotated[int, Field(ge=1)] = 32  # symbol embedding size d, shared by encoder and decoder
     hidden: Annotated[int, Field(ge=1)] = 128  # decoder state size h; the encoder's outputs have this size too
     bidirectional: bool = False  # encoder reads both ways with h/2 units each (OpenNMT's "brnn")
-    attention: Literal["additive", "dot", "none"] = "additive"  # "additive" (Bahdanau), "dot" (Luong) or "none"
+    attention: Literal["additive", "dot", "none", "pointer", "shift"] = "additive"  # "additive" (Bahdanau), "dot"
+    # (Luong), "none"; "pointer" (Vinyals et al. 2015, with coverage) or "shift" (the pointer with NTM location addressing)
 
     def __post_init__(self):
+        recurrent = {"cell": "GRU", "hidden": 128, "bidirectional": False}  # the defaults above: options of the GRU parts
+        changed = [name for name, default in recurrent.items() if getattr(self, name) != default]
+        if self.attention in POINTERS and changed:
+            raise ValueError(f"attention={self.attention} has no recurrent encoder or decoder, so "
+                             f"{', '.join(changed)} {'does' if len(changed) == 1 else 'do'} not apply; leave "
+                             f"{'it' if len(changed) == 1 else 'them'} at the default")
         if self.bidirectional and self.hidden % 2:
             raise ValueError(f"a bidirectional encoder splits hidden in two: bidirectional=True needs an even "
                              f"hidden, got hidden={self.hidden} (odd)")
@@ -75,6 +90,10 @@ class Seq2Seq(nn.Module):
         super().__init__()
         self.config = config
         V, d, h = sizes.vocab_size, config.dim, config.hidden
+        if config.attention in POINTERS:  # a decoder of its own; none of the recurrent parts below
+            self.pointer = Pointer(V, d, shift=config.attention == "shift")
+            return
+        self.pointer = None
         self.embed = nn.Embedding(V, d, padding_idx=0)
         self.encoder = getattr(nn, config.cell)(d, h // 2 if config.bidirectional else h, batch_first=True,
                                                 bidirectional=config.bidirectional)
@@ -98,6 +117,8 @@ class Seq2Seq(nn.Module):
 
     def forward(self, batch: Seq2SeqBatch) -> Output:
         source, mask, inputs = batch.source, batch.source_mask, batch.decoder_input  # (b, s), (b, s), (b, t)
+        if self.pointer is not None:
+            return Output(*self.pointer(source, mask, inputs))  # (b, t, V), (b, t, s)
         memory, state = self.encode(source, mask)
         keys = self.additive.keys(memory) if self.additive is not None else memory  # (b, s, h)
         score = self.additive if self.additive is not None else dot_score
