@@ -12,6 +12,7 @@ from pathlib import Path
 from memnet.models import MODELS
 from memnet.presets import DEFAULT_PRESETS, PRESETS, default_preset
 from memnet.report import add_report_parser
+from memnet.run_record import CONFIG
 from memnet.serve import add_serve_parser
 from memnet.spec import TrainSpec
 from tasks.babi import parse_task_list
@@ -86,7 +87,7 @@ def read_spec(path: str):
     from memnet.records import RecordError, read_json
     from memnet.spec import RunSpec, SpecError
 
-    config = Path(path) / "config.json" if Path(path).is_dir() else Path(path)
+    config = Path(path) / CONFIG if Path(path).is_dir() else Path(path)
     if not config.exists():
         raise SpecError(f"--from: {config} does not exist; give a run folder or its config.json")
     try:

@@ -16,7 +16,7 @@ from memnet.batches import IGNORE_INDEX, DataSizes
 from memnet.models import build_model, model_config
 from memnet.models.output import Output
 from memnet.records import load_checkpoint, read_json, write_atomic, write_json
-from memnet.run_record import is_finished, summary_of
+from memnet.run_record import CHECKPOINT, SUMMARY, is_finished, summary_of
 from tasks.registry import TaskData, load
 from tasks.vocab import Vocab
 
@@ -40,10 +40,10 @@ def find_checkpoint(run_dir: Path) -> Path:
     """The checkpoint of a run, or of the best repeat when `run_dir` holds several."""
     if not run_dir.is_dir():
         raise RunNotFound(f"no run directory {run_dir}; train one with `memnet train --out {run_dir} ...`")
-    if (run_dir / "checkpoint.pt").exists():
-        return run_dir / "checkpoint.pt"
-    if (run_dir / "summary.json").exists() and "best_run" in read_json(run_dir / "summary.json"):
-        return find_checkpoint(run_dir / read_json(run_dir / "summary.json")["best_run"])
+    if (run_dir / CHECKPOINT).exists():
+        return run_dir / CHECKPOINT
+    if (run_dir / SUMMARY).exists() and "best_run" in read_json(run_dir / SUMMARY):
+        return find_checkpoint(run_dir / read_json(run_dir / SUMMARY)["best_run"])
     raise RunNotFound(f"{run_dir} has no checkpoint.pt: it is not a run directory, or its training never finished an epoch")
 
 

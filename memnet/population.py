@@ -36,7 +36,7 @@ from memnet.locks import hold
 from memnet.models import POPULATION, build_model
 from memnet.progress import progress_bar
 from memnet.records import read_json, save_torch
-from memnet.run_record import SUMMARY, append_epoch, epoch_line, write_summary
+from memnet.run_record import CHECKPOINT, SUMMARY, append_epoch, epoch_line, write_summary
 from memnet.spec import RunSpec
 from memnet.train import (checkpoint, clip_scale, divergence, end_epoch, epoch_order, gradient_norms, learning_rate, logits_of,
                           make_optimizer, percent_by_task, phase_of, refuse_other_work, resolve_device, restore, summary_record,
@@ -273,7 +273,7 @@ class Population:
     def save(self, k: int) -> None:
         member = self.members[k]
         model, optimizer = self.member_model(k)
-        save_torch(member.out / "checkpoint.pt", checkpoint(member.spec, member.data, model, optimizer, member.shuffle,
+        save_torch(member.out / CHECKPOINT, checkpoint(member.spec, member.data, model, optimizer, member.shuffle,
                                                              member.noise, member.state))
 
 

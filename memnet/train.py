@@ -35,7 +35,7 @@ from memnet.models import build_model
 from memnet.progress import progress_bar
 from memnet.records import (check_output_folder, code_identity, environment, load_checkpoint, read_json, read_jsonl, save_torch,
                             write_atomic, write_json)
-from memnet.run_record import append_epoch, epoch_line, start_run, write_summary
+from memnet.run_record import CHECKPOINT, CONFIG, METRICS, SUMMARY, append_epoch, epoch_line, start_run, write_summary
 from memnet.selection import best_of
 from memnet.spec import RunSpec, SpecError, TaskSpec, TrainSpec, differences
 from tasks.registry import TaskData, load
@@ -225,21 +225,21 @@ def refuse_other_work(out: Path, spec: RunSpec, resume: bool) -> None:
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out} is a file, not a run folder; pick another --out")
     check_output_folder(out)  # a parent that is a file, or a folder this user cannot write
-    if (out / "summary.json").exists() and not (out / "config.json").exists():
+    if (out / SUMMARY).exists() and not (out / CONFIG).exists():
         raise FileExistsError(f"{out} holds a group of repeats, not one run; pick another --out")
-    if not (out / "config.json").exists():
+    if not (out / CONFIG).exists():
         return
-    stored = read_json(out / "config.json")
+    stored = read_json(out / CONFIG)
     if "spec" not in stored:
         raise SpecError(f"{out} holds a run written by an older memnet, without a run spec to compare; pick another --out")
     changed = differences(stored["spec"], spec.to_dict())
     if changed:
-        hint = f"; to continue it as it was: memnet train --from {out / 'config.json'} --out {out} --resume" if resume else ""
+        hint = f"; to continue it as it was: memnet train --from {out / CONFIG} --out {out} --resume" if resume else ""
         raise SpecError(f"{out} holds a run of another spec ({'; '.join(changed)}); nothing was changed. "
                         f"Pick another --out{hint}")
-    if not resume and (out / "summary.json").exists():
+    if not resume and (out / SUMMARY).exists():
         raise FileExistsError(f"{out} already holds this finished run; pick another --out, or --resume to keep it")
-    if not resume and (out / "checkpoint.pt").exists():
+    if not resume and (out / CHECKPOINT).exists():
         raise FileExistsError(f"{out} holds this run unfinished; continue it with --resume, or pick another --out")
 
 
@@ -276,8 +276,8 @@ def train_run(spec: RunSpec, out: str | Path, *, resume: bool = False, progress:
     data = data or load_data(spec.task)  # bad data is refused before the folder is touched
     with hold(out):
         refuse_other_work(out, spec, resume)  # again, now that no one else can write
-        if resume and (out / "summary.json").exists():
-            return read_json(out / "summary.json")
+        if resume and (out / SUMMARY).exists():
+            return read_json(out / SUMMARY)
         return train_held(spec, out, resume, progress, resolve_device(device), use_wandb, data, preset, identity)
 
 
@@ -289,7 +289,7 @@ def restore(spec: RunSpec, out: Path, data: TaskData, model, optimizer, shuffle:
     `engine`: how it trains ({"engine": "alone"} or a population's size, whether compiled, threads), kept in
     the record because only a lone run on the CPU repeats its numbers bit for bit. `identity`: what the run
     is in a benchmark's grid (memnet.bench), recorded so that no reader parses its folder's name."""
-    checkpoint_path = out / "checkpoint.pt"
+    checkpoint_path = out / CHECKPOINT
     if checkpoint_path.exists():
         saved = load_checkpoint(checkpoint_path)
         changed = differences(saved["spec"], spec.to_dict())
@@ -302,13 +302,13 @@ def restore(spec: RunSpec, out: Path, data: TaskData, model, optimizer, shuffle:
         set_global_generators(saved["generators"])  # dropout and any other draw from a global generator
         state = saved["state"]
         # a crash may have left a last line half written, or lines past the checkpoint's epoch
-        lines = read_jsonl(out / "metrics.jsonl", drop_partial_last=True) if (out / "metrics.jsonl").exists() else []
-        write_atomic(out / "metrics.jsonl", "".join(json.dumps(line) + "\n" for line in lines if line["epoch"] < state["epoch"]))
-        record = read_json(out / "config.json")
+        lines = read_jsonl(out / METRICS, drop_partial_last=True) if (out / METRICS).exists() else []
+        write_atomic(out / METRICS, "".join(json.dumps(line) + "\n" for line in lines if line["epoch"] < state["epoch"]))
+        record = read_json(out / CONFIG)
         record.setdefault("resumed", []).append({**record_environment(out, device), "engine": engine})
-        write_json(out / "config.json", record)
+        write_json(out / CONFIG, record)
         return state
-    if (out / "config.json").exists():  # a folder copied without its checkpoint
+    if (out / CONFIG).exists():  # a folder copied without its checkpoint
         print(f"{out} has no checkpoint: training this run from the start", file=sys.stderr)
     start_run(out, {"spec": spec.to_dict(), "sizes": dataclasses.asdict(data.sizes), "preset": preset, "skipped": data.skipped,
                     "environment": record_environment(out, device), "engine": engine,
@@ -358,7 +358,7 @@ def end_epoch(config: TrainSpec, state: dict, phase: str, valid_loss: float, sec
 
 def train_held(spec: RunSpec, out: Path, resume: bool, progress: bool, device: torch.device, use_wandb: bool,
                data: TaskData | None, preset: str | None, identity: dict | None = None) -> dict:
-    config, checkpoint_path = spec.train, out / "checkpoint.pt"
+    config, checkpoint_path = spec.train, out / CHECKPOINT
     data = data or load_data(spec.task)
     torch.manual_seed(config.seed)
     model = build_model(spec.model.name, spec.model.config, data.sizes).to(device)
@@ -444,7 +444,7 @@ def train_repeats(spec: RunSpec, out: str | Path, repeats: int = 1, *, resume: b
     if repeats == 1:
         return train_run(spec, out, resume=resume, progress=progress, device=device, use_wandb=use_wandb, preset=preset)
     out = Path(out)
-    if (out / "config.json").exists():
+    if (out / CONFIG).exists():
         raise FileExistsError(f"{out} holds a single run; pick another --out for {repeats} repeats")
     seeds = [spec.with_seed(seed) for seed in range(spec.train.seed, spec.train.seed + repeats)]
     for seed_spec in seeds:  # refuse before any training
@@ -469,5 +469,5 @@ def train_repeats(spec: RunSpec, out: str | Path, repeats: int = 1, *, resume: b
         summary = {**best, "best_run": best["run"], "repeats": runs, "spec": spec.to_dict(),
                    "test_error_mean": round(tests.mean().item(), 2),
                    "test_error_std": round(tests.std().item(), 2) if len(tests) > 1 else 0.0}
-        write_json(out / "summary.json", summary)
+        write_json(out / SUMMARY, summary)
     return summary

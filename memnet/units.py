@@ -17,6 +17,7 @@ import torch
 
 from memnet.population import Member, population_key, train_population
 from memnet.records import code_identity
+from memnet.run_record import CONFIG
 from memnet.spec import RunSpec
 from memnet.train import Diverged, load_data, train_run
 
@@ -120,7 +121,7 @@ def start_worker(threads: int) -> None:
 
 def run_job(job: Job, device: str, use_wandb: bool, data=None) -> dict:
     """Train one seed alone; returns its summary ({"diverged": why} when its loss blew up)."""
-    resume = (Path(job.run_dir) / "config.json").exists()
+    resume = (Path(job.run_dir) / CONFIG).exists()
     try:
         return train_run(job.spec, job.run_dir, resume=resume, progress=False, device=device, use_wandb=use_wandb,
                          data=data or cached_data(job.spec.task), preset=job.preset or None, identity=job.identity)

@@ -45,7 +45,7 @@ from memnet.locks import hold
 from memnet.presets import PRESETS
 from memnet.records import device_name, environment, read_json, write_json
 from memnet.report import BY_LENGTH, SEQUENCES_RECORD, seq2seq_rows, write_tables
-from memnet.run_record import SUMMARY, benchmark_of, is_finished, pack, packed_record, summary_of
+from memnet.run_record import CHECKPOINT, CONFIG, SUMMARY, benchmark_of, is_finished, pack, packed_record, summary_of
 from memnet.spec import SpecError, TaskSpec, resolve
 from memnet.train import evaluate, load_data, record_environment, train_run
 from tasks.temporal_order import CLASSES, LEVELS
@@ -151,7 +151,7 @@ def trained_run(spec, run_dir: Path, data, record: Record, part: str) -> dict:
 def trained_models(run_dirs: dict, figure: Path) -> dict | None:
     """{key: the trained model and data of run_dirs[key]}, or None (with a note: the figure is left as it is) when a
     checkpoint is not here, as in a fresh clone (checkpoints are not committed)."""
-    missing = [str(run_dir) for run_dir in run_dirs.values() if not (run_dir / "checkpoint.pt").exists()]
+    missing = [str(run_dir) for run_dir in run_dirs.values() if not (run_dir / CHECKPOINT).exists()]
     if missing:
         print(f"{figure} left as it is: no checkpoint.pt in {', '.join(missing)}")
         return None
@@ -223,11 +223,11 @@ def hidden_heatmaps(runs: dict, out: Path, plt) -> None:
 def echo_run(config: EchoConfig, run_dir: Path, record: Record) -> dict:
     """One echo run's summary: read if it finished (its config checked), else trained now (a few seconds)."""
     with hold(run_dir):
-        if (run_dir / "config.json").exists() and read_json(run_dir / "config.json")["echo"] != dataclasses.asdict(config):
+        if (run_dir / CONFIG).exists() and read_json(run_dir / CONFIG)["echo"] != dataclasses.asdict(config):
             raise SpecError(f"{run_dir} holds an echo run of another config; nothing was changed. Pick another --out")
         if is_finished(run_dir):  # in its folder, or packed
             return summary_of(run_dir)
-        write_json(run_dir / "config.json", {"echo": dataclasses.asdict(config), "environment": record_environment(run_dir, CPU)})
+        write_json(run_dir / CONFIG, {"echo": dataclasses.asdict(config), "environment": record_environment(run_dir, CPU)})
         result = train_echo(config)
         by_epoch = [round(100 * accuracy, 2) for accuracy in result["test_accuracy"]]
         summary = {"test_accuracy": by_epoch[-1], "test_accuracy_by_epoch": by_epoch, "seed": config.seed,

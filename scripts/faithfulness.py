@@ -17,7 +17,7 @@ import torch
 
 from memnet.records import environment, read_json, write_json
 from memnet.report import write_tables
-from memnet.run_record import is_finished, pack
+from memnet.run_record import CONFIG, is_finished, pack
 from memnet.tables.common import FAILED_ABOVE
 from memnet.tables.faithfulness import FAITHFULNESS_RECORD, real_data_errors
 from memnet.spec import resolve
@@ -56,7 +56,7 @@ def main() -> None:
             run_dir = out / "runs" / f"task-{task}" / f"seed-{seed}"
             if is_finished(run_dir):  # in its folder, or packed (a fresh clone has no run folders)
                 continue
-            summary = train_run(spec.with_seed(seed), run_dir, resume=(run_dir / "config.json").exists(), device="cpu",
+            summary = train_run(spec.with_seed(seed), run_dir, resume=(run_dir / CONFIG).exists(), device="cpu",
                                 data=data, preset=PRESET)
             print(f"task {task} seed {seed}: real test error {summary['test_error']['all']}%")
             pack(out, [run_dir])

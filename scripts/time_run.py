@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from memnet.records import environment, read_json, write_atomic, write_json
+from memnet.run_record import SUMMARY
 from memnet.tables.timing import timing_markdown
 
 
@@ -39,7 +40,7 @@ def main() -> None:
             started = time.perf_counter()
             subprocess.run(command, check=True, capture_output=True)
             wall = time.perf_counter() - started
-            summary = read_json(Path(run_dir) / "summary.json")
+            summary = read_json(Path(run_dir) / SUMMARY)
             runs.append({"seed": seed, "wall_seconds": round(wall, 2), "training_seconds": summary["seconds"],
                          "epochs": summary["epochs"], "test_error": summary["test_error"]["all"]})
             print(runs[-1])
