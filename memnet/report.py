@@ -57,7 +57,7 @@ def sequences_header(title: str, part: str, record: dict, summaries: list[dict])
     seconds = sum(summary["seconds"] for summary in summaries)
     text = (f"# {title}\n\nRuns by `scripts/bench_sequences.py` (command `{last['command']}`), code "
             f"{' and '.join(dict.fromkeys(call['code_version'] for call in made))}, {devices}, {libraries}; {len(summaries)} runs, "
-            f"{seconds:.1f} s of training. Every run's config, metrics and summary are under `runs/{part}/`; "
+            f"{seconds:.1f} s of training. Every run's config, metrics and summary are in `runs.jsonl.gz` (`runs/{part}/...`); "
             "this table is made from them by `memnet report`.\n\n")
     return text, made
 

@@ -180,3 +180,13 @@ def test_the_leaderboard_is_made_from_the_records_it_names(tmp_path):
     assert "mean valid 1.50, **chosen**" in tables[results / "README.md"] and "\nmore\n" in tables[results / "README.md"]
     assert "(published)" in tables[results / "README.md"]  # the papers' rows beside ours, labelled
     assert "[b1k](results/b1k/summary.md)" in tables[tmp_path / "README.md"]  # links that work from the project's README
+
+
+def test_a_command_that_trained_nothing_does_not_relabel_the_runs(tmp_path):
+    root = tmp_path / "bench"
+    fake_run(root, "memn2n-release", 1, 0, 1.0, 2.0)
+    call = {"command": "memnet bench --name bench", "libraries": {}, "python": "3"}
+    write_json(root / "bench.json", {"grid": {"repeats": 1}, "invocations": [
+        {**call, "code_version": "trained-it", "runs_trained": 1}, {**call, "code_version": "found-it-done", "runs_trained": 0}]})
+    markdown = babi_tables(root)[root / "summary.md"]
+    assert "- code version: `trained-it`" in markdown and "found-it-done" not in markdown

@@ -147,7 +147,7 @@ def seeds_line(groups: dict[str, dict[int, dict]], asked: int) -> str:
     finished = sorted({cell["n"] for table in groups.values() for cell in table.values()})
     done = str(finished[0]) if len(finished) == 1 else f"{finished[0]} to {finished[-1]}"
     return (f"- seeds finished per task: {done}, numbered from 0 (the last command asked for {asked}; "
-            "re-running it finishes any missing); every finished run's config, metrics and summary are under `runs/`")
+            "re-running it finishes any missing); every finished run's config, metrics and summary are in `runs.jsonl.gz`")
 
 
 
@@ -231,7 +231,9 @@ def render(root: Path, groups: dict[str, dict[int, dict]], totals: dict[str, lis
     if bench.get("missing"):
         lines += ["", "Missing from the data, so not run: " + "; ".join(bench["missing"]) + "."]
     if bench.get("invocations"):
-        last = bench["invocations"][-1]
+        # the last command that trained runs: one that found every run finished does not relabel them
+        trained = [call for call in bench["invocations"] if call.get("runs_trained", 1)]
+        last = (trained or bench["invocations"])[-1]
         lines += ["", "## How these numbers were made", "",
                   f"- command: `{last['command']}`", f"- code version: `{last['code_version']}`",
                   f"- device of the runs: {', '.join(sorted({c['device'] for t in groups.values() for c in t.values()}))}",

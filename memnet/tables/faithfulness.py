@@ -56,5 +56,5 @@ def faithfulness_tables(root: Path) -> dict[Path, str]:
     lines += ["", f"Best run (memnet.selection): per task, the seed with {RULE}; the validation split is generated, "
                   "the real-trained column chose the same way on the real validation split.",
               "", f"- command: `{env['command']}`", f"- code version: `{env['code_version']}`", f"- device: {env['device']}",
-              f"- libraries: {env['libraries']}", "- every run's config, metrics and summary: `runs/`"]
+              f"- libraries: {env['libraries']}", "- every run's config, metrics and summary: `runs.jsonl.gz`"]
     return {root / "summary.md": "\n".join(lines) + "\n", root / "results.json": json_text(results)}
