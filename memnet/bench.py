@@ -29,13 +29,14 @@ from pathlib import Path
 import torch
 
 from memnet.locks import hold
+from memnet.loop import resolve_device
 from memnet.presets import DEFAULT_PRESETS
 from memnet.progress import progress_bar
 from memnet.records import environment, read_json, write_json
 from memnet.run_record import PACK, RUNS, RunRecord, pack, read_pack
 from memnet.spec import SpecError, differences, resolve
 from memnet.tables.babi import write_report
-from memnet.train import refuse_other_work, resolve_device
+from memnet.train import refuse_other_work
 from memnet.units import Job, run_unit, start_worker, units_of, work
 from tasks.babi import parse_task_list, task_files
 

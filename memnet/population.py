@@ -33,14 +33,14 @@ from torch.func import functional_call, grad, vmap
 
 from memnet.batches import IGNORE_INDEX, Batch, draw_time_noise, noise_draws, noised_time
 from memnet.locks import hold
+from memnet.loop import (clip_scale, divergence, end_epoch, epoch_order, gradient_norms, learning_rate, logits_of, make_optimizer,
+                         percent_by_task, phase_of, resolve_device, summary_record, total_epochs)
 from memnet.models import POPULATION, build_model
 from memnet.progress import progress_bar
 from memnet.records import read_json, save_torch
 from memnet.run_record import CHECKPOINT, SUMMARY, append_epoch, epoch_line, write_summary
 from memnet.spec import RunSpec
-from memnet.train import (checkpoint, clip_scale, divergence, end_epoch, epoch_order, gradient_norms, learning_rate, logits_of,
-                          make_optimizer, percent_by_task, phase_of, refuse_other_work, resolve_device, restore, summary_record,
-                          total_epochs)
+from memnet.train import checkpoint, refuse_other_work, restore
 from tasks.registry import TaskData
 
 EVAL_ROWS = 128  # rows per member in one evaluation call (splits are padded to a multiple of it)

@@ -10,11 +10,8 @@ A run directory holds
                      rewritten atomically every epoch
     summary.json     test/valid/train error in percent (overall and per task), device, seconds, seed
 
-The loop is the paper's (Sukhbaatar et al. 2015, sec. 4.2): SGD, lr 0.01 halved every 25 epochs,
-batch 32, gradient norm clipped at 40 per weight matrix; optional linear start (softmax removed,
-lr 0.005, then the full schedule from the top, as the official release does) and random noise.
-Where the release's code does otherwise (its halving epoch, batches drawn with replacement,
-clipping on the spectral norm, its noise rule), a TrainSpec switch does it too (preset `release`).
+The loop reads top to bottom in `train_held`: its schedule, clipping and loss are memnet.loop's, which a
+population (memnet.population) shares; the run folder's files are written through memnet.run_record.
 """
 
 import dataclasses
@@ -27,10 +24,11 @@ from pathlib import Path
 
 import numpy
 import torch
-import torch.nn.functional as F
 
-from memnet.batches import IGNORE_INDEX, Batch
+from memnet.batches import Batch
 from memnet.locks import hold
+from memnet.loop import (Diverged, clip_each, divergence, end_epoch, epoch_order, learning_rate, logits_of, loss_and_wrong,
+                         make_optimizer, percent_by_task, phase_of, resolve_device, summary_record, total_epochs)
 from memnet.models import build_model
 from memnet.progress import progress_bar
 from memnet.records import (check_output_folder, code_identity, environment, load_checkpoint, read_json, read_jsonl, save_torch,
@@ -39,94 +37,6 @@ from memnet.run_record import CHECKPOINT, CONFIG, METRICS, SUMMARY, append_epoch
 from memnet.selection import best_of
 from memnet.spec import RunSpec, SpecError, TaskSpec, TrainSpec, differences
 from tasks.registry import TaskData, load
-
-class Diverged(RuntimeError):
-    """The loss became NaN or infinite."""
-
-
-def divergence(out: Path, problem: str, epoch: int, seed: int) -> str:
-    """What a run that diverged says, alone or in a population: where, when, and what to try."""
-    return f"{out}: {problem} at epoch {epoch + 1} (seed {seed}); try a lower --lr or clipping"
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda asked for, but PyTorch sees no GPU; use --device auto or cpu")
-    return torch.device(name)
-
-
-def loss_and_wrong(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cross-entropy summed over the batch, and per example whether any predicted position is wrong.
-
-    Summed, not averaged: the paper's lr 0.01 and clipping at 40 are for the summed loss of the
-    official release; averaging would divide every step by the batch size.
-    """
-    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=IGNORE_INDEX, reduction="sum")
-    wrong = (logits.argmax(-1) != target) & (target != IGNORE_INDEX)  # (b,) or (b, t)
-    return loss, wrong.reshape(len(target), -1).any(1)  # (), (b,)
-
-
-def logits_of(model, batch: Batch, precision: str = "float32") -> torch.Tensor:
-    """The logits of `model` (a module, or any call of batch -> Output: a population member's functional
-    call), in float32. With precision "bfloat16" its forward (and so its backward) runs under torch.autocast:
-    matmuls in bfloat16 on a GPU's tensor cores; the loss is taken in float32 either way."""
-    with torch.autocast(batch.target.device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
-        logits = model(batch).logits
-    return logits.float()
-
-
-def gradient_norms(grads: torch.Tensor, measure: str) -> torch.Tensor:
-    """Each member's norm of one weight's gradient, grads (p, ...) -> (p,) (a lone run is p = 1).
-
-    "frobenius": the root of the sum of squares; "spectral": the largest singular value, what the
-    official release's MATLAB `norm()` gives for a matrix (Weight.m). A vector's is its length either way.
-    """
-    if measure == "spectral" and grads.dim() >= 3:
-        flat = grads.flatten(2)  # (p, r, c)
-        gram = flat.mT @ flat if flat.shape[-2] >= flat.shape[-1] else flat @ flat.mT  # (p, s, s), s the smaller side
-        return largest_eigenvalue(gram).sqrt()  # (p,)
-    return grads.flatten(1).norm(dim=1)  # (p,)
-
-
-SQUARINGS = 16  # of the Gram matrix in `largest_eigenvalue`: a relative error of at most log(s) / 2^17
-
-
-def largest_eigenvalue(gram: torch.Tensor) -> torch.Tensor:
-    """The largest eigenvalue of each symmetric positive semi-definite (p, s, s) matrix: (p,).
-
-    By repeated squaring, as the clipping needs it every step and an eigensolver is many small
-    calls that torch.compile cannot fuse (results/speed/step-changes.json times the two side by side). With G_0 = gram and G_k+1 = (G_k / tr G_k)^2, each scaled to trace 1,
-    log lambda(G_0) = sum_k 2^-k log tr G_k + 2^-K log lambda(G_K); after K squarings G_K is
-    near rank one, and its Frobenius norm stands for lambda(G_K): between it and sqrt(s) times it,
-    so the result is high by a factor of at most s^(2^-(K+1)) (1 + 3e-5 for s = 50, K = 16).
-    """
-    tiny = torch.finfo(gram.dtype).tiny  # a zero gradient: every trace 0, and the answer 0
-    log_top = gram.new_zeros(gram.shape[0])
-    for k in range(SQUARINGS):
-        trace = gram.diagonal(dim1=-2, dim2=-1).sum(-1).clamp(min=tiny)  # (p,)
-        log_top = log_top + trace.log() / 2**k
-        gram = gram / trace[:, None, None]
-        gram = gram @ gram
-    return (log_top + gram.flatten(1).norm(dim=1).log() / 2**SQUARINGS).exp()
-
-
-def clip_scale(norm: torch.Tensor, max_norm) -> torch.Tensor:
-    """The factor that brings a gradient of `norm` down to `max_norm` (torch's clip_grad_norm_ rule)."""
-    return (max_norm / (norm + 1e-6)).clamp(max=1.0)
-
-
-def clip_each(model: torch.nn.Module, max_norm: float, measure: str = "frobenius") -> None:
-    """Clip the gradient of every weight matrix to `max_norm` on its own (the official release's rule),
-    measured by `measure` (`gradient_norms`)."""
-    for parameter in model.parameters():
-        if parameter.grad is None:
-            continue
-        if measure == "frobenius":
-            torch.nn.utils.clip_grad_norm_(parameter, max_norm)
-        else:
-            parameter.grad.mul_(clip_scale(gradient_norms(parameter.grad[None], measure)[0], max_norm))
 
 
 def train_step(model, optimizer, batch: Batch, clip_norm: float, clip_measure: str = "frobenius",
@@ -154,47 +64,6 @@ def evaluate(model, split: Batch, batch_size: int = 1000, precision: str = "floa
         wrongs.append(wrong)
     wrong = torch.cat(wrongs)
     return {"loss": total / len(wrong), "error": wrong.sum().item() / len(wrong), "wrong": wrong}
-
-
-def percent_by_task(wrong: torch.Tensor, split: Batch) -> dict[str, float]:
-    """Error in percent, overall and per task when the split has several (joint bAbI)."""
-    errors = {"all": round(100 * wrong.float().mean().item(), 2)}
-    task = split.task.to(wrong.device)  # (n,)
-    tasks = task.unique().tolist()
-    if len(tasks) > 1:
-        for number in tasks:
-            errors[str(number)] = round(100 * wrong[task == number].float().mean().item(), 2)
-    return errors
-
-
-def learning_rate(config: TrainSpec, epoch: int, main_from: int | None) -> float:
-    """lr of `epoch`; `main_from` is the epoch the main schedule started (None: still in linear start)."""
-    if main_from is None:
-        return config.linear_start_lr
-    done = epoch - main_from  # main-schedule epochs before this one
-    # the release halves at the start of main epoch ep (from 1) when mod(ep, lr_halve_every) == 0: floor(ep / every) halvings
-    counted = done + 1 if config.lr_halve_at_multiples else done
-    halvings = counted // config.lr_halve_every if config.lr_halve_every else 0
-    return config.lr * 0.5**halvings
-
-
-def make_optimizer(config: TrainSpec, model) -> torch.optim.Optimizer:
-    if config.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=config.lr)
-    if config.optimizer == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    return torch.optim.SGD(model.parameters(), lr=config.lr)
-
-
-def epoch_order(rows: int, config: TrainSpec, shuffle: torch.Generator) -> torch.Tensor:
-    """The training rows of one epoch, batch after batch (`config.batch_size` at a time): each row once
-    in a random order ("permutation"), or the release's floor(rows / batch_size) batches of rows
-    drawn with replacement ("replacement", train.m's randi; at least one batch for a split smaller
-    than one). Lone runs and populations (memnet.population) both draw it here."""
-    if config.batch_sampling == "replacement":
-        batches = max(1, rows // config.batch_size)
-        return torch.randint(rows, (batches * config.batch_size,), generator=shuffle)
-    return torch.randperm(rows, generator=shuffle)
 
 
 def train_epoch(model, optimizer, train: Batch, config: TrainSpec, shuffle: torch.Generator,
@@ -333,29 +202,6 @@ def set_global_generators(saved: dict) -> None:
         torch.cuda.set_rng_state_all(saved["cuda"])
 
 
-def total_epochs(config: TrainSpec, state: dict) -> int:
-    """Epochs a run trains in all: its linear start (as long as it lasted, or is planned to) and the main schedule."""
-    return (state["main_from"] if state["main_from"] is not None else config.linear_start) + config.epochs
-
-
-def phase_of(state: dict) -> str:
-    return "linear" if state["main_from"] is None else "softmax"
-
-
-def end_epoch(config: TrainSpec, state: dict, phase: str, valid_loss: float, seconds: float) -> None:
-    """The loop state after an epoch: linear start ends after its epochs, or once validation loss stops
-    falling ("plateau"); the softmax comes back and the main schedule starts next epoch. Lone runs and
-    population members share this."""
-    epoch = state["epoch"]
-    if phase == "linear":
-        stalled = valid_loss >= state["best_linear_loss"] and config.linear_start_until == "plateau"
-        state["best_linear_loss"] = min(state["best_linear_loss"], valid_loss)
-        if stalled or epoch + 1 >= config.linear_start:
-            state["main_from"] = epoch + 1
-    state["epoch"] = epoch + 1
-    state["seconds"] += seconds
-
-
 def train_held(spec: RunSpec, out: Path, resume: bool, progress: bool, device: torch.device, use_wandb: bool,
                data: TaskData | None, preset: str | None, identity: dict | None = None) -> dict:
     config, checkpoint_path = spec.train, out / CHECKPOINT
@@ -422,13 +268,6 @@ def summarise(model, splits, config: TrainSpec, device, state) -> dict:
     errors = {name: percent_by_task(evaluate(model, split, precision=config.precision)["wrong"].cpu(), split.to("cpu"))
               for name, split in splits.items()}
     return summary_record(errors, config, device, state)
-
-
-def summary_record(errors: dict, config: TrainSpec, device, state) -> dict:
-    """summary.json: error in percent per split (overall and per task), epochs, seed, device, seconds."""
-    return {"test_error": errors["test"], "valid_error": errors["valid"], "train_error": errors["train"],
-            "epochs": state["epoch"], "linear_start_epochs": state["main_from"] or 0, "seed": config.seed,
-            "device": environment(device)["device"], "seconds": round(state["seconds"], 2)}
 
 
 def train_repeats(spec: RunSpec, out: str | Path, repeats: int = 1, *, resume: bool = False, progress: bool = True,

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import torch
 
+from memnet.loop import Diverged
 from memnet.population import Member, population_key, train_population
 from memnet.records import code_identity
 from memnet.run_record import CONFIG
 from memnet.spec import RunSpec
-from memnet.train import Diverged, load_data, train_run
+from memnet.train import load_data, train_run
 
 @dataclass(frozen=True)
 class Job:

@@ -23,7 +23,7 @@ from memnet import bench, units
 from memnet.models.memn2n import MemN2N
 from memnet.population import Member, Population, compiled, make_step
 from memnet.records import environment, write_json
-from memnet.train import gradient_norms
+from memnet.loop import gradient_norms
 
 from bench_speed import step_arguments  # this folder is on the path when a script runs
 

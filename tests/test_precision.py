@@ -6,10 +6,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from memnet.loop import logits_of
 from memnet.models import build_model
 from memnet.population import Member, population_key, train_population
 from memnet.spec import resolve
-from memnet.train import load_data, logits_of, train_run
+from memnet.train import load_data, train_run
 
 SMALL = {"dim": 8, "hops": 2}
 

@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from memnet import train as train_module
+from memnet import loop
 from memnet.batches import StoryBatch, release_noisy_time
+from memnet.loop import clip_each, epoch_order, gradient_norms
 from memnet.models.memn2n import MemN2N, MemN2NConfig
 from memnet.spec import TrainSpec, differences, resolve
-from memnet.train import clip_each, epoch_order, gradient_norms, load_data, train_run
+from memnet.train import load_data, train_run
 from tests.conftest import tiny_babi_batch, tiny_sizes
 
 RELEASE_MODEL = {"encoding": "position-release", "time_words": True, "time_scale": True, "time_rows": "memory-slots",
@@ -91,7 +92,7 @@ def release_rates(linear: int, epochs: int, every: int) -> list[float]:
 @pytest.mark.parametrize("linear, epochs, every", [(20, 100, 25), (30, 60, 15)])
 def test_the_learning_rate_is_the_releases(linear, epochs, every):
     config = TrainSpec(lr=0.005, linear_start=linear, epochs=epochs, lr_halve_every=every, lr_halve_at_multiples=True)
-    ours = [train_module.learning_rate(config, epoch, None if epoch < linear else linear) for epoch in range(linear + epochs)]
+    ours = [loop.learning_rate(config, epoch, None if epoch < linear else linear) for epoch in range(linear + epochs)]
     assert ours == release_rates(linear, epochs, every)
     assert ours[linear + every - 2] == 0.005 and ours[linear + every - 1] == 0.0025  # the first halving after every - 1 epochs
 
@@ -138,10 +139,10 @@ def test_the_largest_eigenvalue_by_repeated_squaring_is_the_eigensolvers_to_its_
     grams.append(np.stack([q @ np.diag(values) @ q.T for values in  # a top eigenvalue twice; one of rank 1; zero
                            (np.r_[9.0, 9.0, np.linspace(5, 0, 18)], np.r_[4.0, np.zeros(19)], np.zeros(20))]))
     for gram in grams:
-        found = train_module.largest_eigenvalue(torch.tensor(gram)).numpy()
+        found = loop.largest_eigenvalue(torch.tensor(gram)).numpy()
         exact = np.linalg.eigvalsh(gram)[:, -1].clip(min=0)
         assert np.all(found >= exact * (1 - 1e-12)) and np.all(found <= exact * 20 ** (2.0**-17) + 1e-300)
-    assert train_module.largest_eigenvalue(torch.zeros(1, 3, 3)).tolist() == [0.0]  # float32 too: no NaN from 0 / 0
+    assert loop.largest_eigenvalue(torch.zeros(1, 3, 3)).tolist() == [0.0]  # float32 too: no NaN from 0 / 0
 
 
 # ---- the model: time words, answers, the cut ------------------------------------------------------

@@ -7,11 +7,13 @@ import sys
 import pytest
 import torch
 
+import memnet.loop as loop
 import memnet.train as train_module
 from memnet.batches import DataSizes
+from memnet.loop import Diverged
 from memnet.models import build_model, model_config
 from memnet.spec import TrainSpec, resolve
-from memnet.train import Diverged, evaluate, train_repeats, train_run
+from memnet.train import evaluate, train_repeats, train_run
 from tasks.registry import load
 from tasks.vocab import Vocab
 
@@ -83,7 +85,7 @@ def test_linear_start_then_softmax(babi_dir, tmp_path):
 
 def test_learning_rate_halves_on_schedule():
     config = TrainSpec(lr=0.01, lr_halve_every=25)
-    assert [train_module.learning_rate(config, epoch, 0) for epoch in (0, 24, 25, 50, 99)] == [0.01, 0.01, 0.005, 0.0025, 0.00125]
+    assert [loop.learning_rate(config, epoch, 0) for epoch in (0, 24, 25, 50, 99)] == [0.01, 0.01, 0.005, 0.0025, 0.00125]
 
 
 def test_nan_loss_stops_the_run_with_a_message(babi_dir, tmp_path, monkeypatch):
