@@ -61,10 +61,15 @@ def test_attention_rows_sum_to_one_and_padding_gets_none(attention, bidirectiona
         torch.testing.assert_close(weights.sum(-1), torch.ones(2, 4))
 
 
-@pytest.mark.parametrize("cell", ["GRU", "LSTM"])
-@pytest.mark.parametrize("bidirectional", [False, True])
-def test_more_source_padding_changes_nothing(cell, bidirectional):
-    model, batch = build(cell=cell, bidirectional=bidirectional).eval(), tiny_batch()
+PADDED = [dict(cell=c, bidirectional=b, hidden=6) for c in ("GRU", "LSTM") for b in (False, True)] + [
+    dict(attention=a) for a in ("pointer", "shift")]  # the pointer attentions have no encoder (memnet.models.pointer)
+
+
+@pytest.mark.parametrize("options", PADDED, ids=lambda o: "-".join(str(v) for v in o.values()))
+def test_more_source_padding_changes_nothing(options):
+    torch.manual_seed(0)
+    model = Seq2Seq(Seq2SeqConfig(dim=5, **options), DataSizes(vocab_size=V, num_classes=V)).eval()
+    batch = tiny_batch()
     padded = dataclasses.replace(batch, source=torch.nn.functional.pad(batch.source, (0, 2)),
                                  source_mask=torch.nn.functional.pad(batch.source_mask, (0, 2)))
     out, out_padded = model(batch), model(padded)
