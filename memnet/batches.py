@@ -17,6 +17,7 @@ Shape legend: n examples, m memory slots, w words per sentence, q words per ques
 s supporting facts (stories) or source positions (seq2seq), L sequence length, t decoder steps.
 
     StoryBatch     story (n, m, w)  query (n, q)  memory_mask (n, m)  time (n, m)  supporting (n, s)  target (n,)  task (n,)
+                   sentence (n, m) ids into its sentence table sentences (S, w), one row per distinct sentence
     SequenceBatch  input (n, L)  lengths (n,)  mask (n, L)  t1 (n,)  t2 (n,)  target (n,)  task (n,)
     Seq2SeqBatch   source (n, s)  source_mask (n, s)  decoder_input (n, t)  length (n,)  target (n, t)  task (n,)
 """
@@ -24,7 +25,7 @@ s supporting facts (stories) or source positions (seq2seq), L sequence length, t
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Iterator, TypeVar
+from typing import ClassVar, Iterator, TypeVar
 
 import torch
 from einops import rearrange
@@ -53,7 +54,10 @@ class DataSizes:
 
 @dataclass(frozen=True, eq=False)  # eq=False: == on tensors is elementwise, not a truth value
 class Batch:
-    """What every batch type shares. Subclasses declare only tensor fields, each with n rows first."""
+    """What every batch type shares. Subclasses declare only tensor fields, each with n rows first, except
+    those named in SHARED: tables the rows index into, which every selection of rows keeps whole."""
+
+    SHARED: ClassVar[frozenset[str]] = frozenset()
 
     def __len__(self) -> int:
         return len(self.target)
@@ -74,16 +78,32 @@ class Batch:
             yield self.rows(slice(start, start + size))
 
     def to(self: B, device) -> B:
-        return dataclasses.replace(self, **{name: value.to(device) for name, value in self.tensors().items()})
+        return dataclasses.replace(self, **{field.name: getattr(self, field.name).to(device) for field in dataclasses.fields(self)})
 
     def tensors(self) -> dict[str, torch.Tensor]:
-        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+        """The fields with n rows first (not the shared tables)."""
+        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self) if field.name not in self.SHARED}
+
+    def read_by(self: B, rows: int) -> B:
+        """The batch as calls that read `rows` rows at a time read it fastest (a population's compiled step and
+        evaluation, whose shapes are fixed). A family with a table drops it where it would cost more than it saves."""
+        return self
+
+    def shared(self) -> dict[str, torch.Tensor]:
+        """The tables the rows index into (SHARED)."""
+        return {name: getattr(self, name) for name in sorted(self.SHARED)}
 
 
 @dataclass(frozen=True, eq=False)
 class StoryBatch(Batch):
     """bAbI questions (tasks.babi_tensors): the `memory_size` most recent statements of each story,
-    oldest first, padding after them."""
+    oldest first, padding after them.
+
+    The sentence table: a story's slots name their sentences (`sentence`, ids into `sentences`), so a
+    model that encodes sentences encodes each distinct one once (a 50-slot bAbI 1k task has 262-364
+    distinct training sentences against 1,600 slots in a batch of 32) and gathers the slots from them.
+    Made from `story` when not given; row 0 is always the all-padding sentence, which empty slots name.
+    """
 
     story: torch.Tensor  # (n, m, w) word ids, 0 = padding
     query: torch.Tensor  # (n, q) word ids
@@ -92,13 +112,40 @@ class StoryBatch(Batch):
     supporting: torch.Tensor  # (n, s) memory slots of the supporting facts, -1 = none (or fell out of memory)
     target: torch.Tensor  # (n,) answer id
     task: torch.Tensor  # (n,) bAbI task number
+    sentence: torch.Tensor | None = None  # (n, m) each slot's row of `sentences`
+    sentences: torch.Tensor | None = None  # (S, w) word ids of each distinct sentence; (0, w): no table, read `story`
+
+    SHARED: ClassVar[frozenset[str]] = frozenset({"sentences"})
+
+    def __post_init__(self):
+        if self.sentences is None:
+            slots = rearrange(self.story, "n m w -> (n m) w")
+            empty = slots.new_zeros(1, slots.shape[1])  # sorts first: the table's row 0, whether or not a slot is empty
+            table, ids = torch.unique(torch.cat([empty, slots]), dim=0, return_inverse=True)
+            object.__setattr__(self, "sentences", table)  # (S, w)
+            object.__setattr__(self, "sentence", ids[1:].view(self.story.shape[:2]))  # (n, m)
 
     def select(self, index) -> "StoryBatch":
-        """Rows `index`, without the memory slots that none of them fills (a split is padded to its longest story)."""
+        """Rows `index`, without the memory slots that none of them fills (a split is padded to its longest story),
+        and with a sentence table of only their sentences."""
         picked = self.rows(index)
         used = max(1, int(picked.memory_mask.sum(1).max()))
-        return dataclasses.replace(picked, story=picked.story[:, :used], memory_mask=picked.memory_mask[:, :used],
-                                   time=picked.time[:, :used])
+        picked = dataclasses.replace(picked, story=picked.story[:, :used], memory_mask=picked.memory_mask[:, :used],
+                                     time=picked.time[:, :used], sentence=picked.sentence[:, :used])
+        if not len(self.sentences):
+            return picked
+        rows, ids = torch.unique(picked.sentence, return_inverse=True)  # (u,), (b, used)
+        return dataclasses.replace(picked, sentence=ids, sentences=self.sentences[rows])
+
+    def without_table(self) -> "StoryBatch":
+        """The same rows with an empty sentence table: a model reads each slot's words (`story`) instead."""
+        return dataclasses.replace(self, sentences=self.sentences[..., :0, :])
+
+    def read_by(self, rows: int) -> "StoryBatch":
+        """Without the table where it has as many sentences as `rows` rows have slots (joint bAbI: 3,039 distinct
+        training sentences against 1,600 slots in a batch of 32): encoding the table would then cost more than
+        encoding every slot. `story` (..., n, m, w) may carry a leading member axis."""
+        return self if self.sentences.shape[-2] < rows * self.story.shape[-2] else self.without_table()
 
     def sequence(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The story as one stream: the words of the valid slots in order, then the question's, padding removed.

@@ -93,6 +93,12 @@ def stack(batches: list[Batch], dims: dict[str, list[int]], rows: int, device) -
         for k, tensor in enumerate(tensors):
             out[(k, *[slice(0, size) for size in tensor.shape])] = tensor
         fields[name] = out.to(device)
+    for name in batches[0].SHARED:  # tables: each member's, padded with rows of padding to the largest (p, S, w)
+        tables = [getattr(batch, name) for batch in batches]
+        out = torch.zeros(len(tables), *[max(sizes) for sizes in zip(*(table.shape for table in tables))], dtype=tables[0].dtype)
+        for k, table in enumerate(tables):
+            out[(k, *[slice(0, size) for size in table.shape])] = table
+        fields[name] = out.to(device)
     return type(batches[0])(**fields)
 
 
@@ -123,7 +129,7 @@ def member_loss(model, params, buffers, batch: Batch, answers: torch.Tensor, pre
 def rows_of(data: Batch, index: torch.Tensor) -> Batch:
     """Rows `index` (p, b) of stacked data (p, n + 1, ...): (p, b, ...)."""
     members = torch.arange(index.shape[0], device=index.device)[:, None]
-    return type(data)(**{name: value[members, index] for name, value in data.tensors().items()})
+    return type(data)(**{name: value[members, index] for name, value in data.tensors().items()}, **data.shared())
 
 
 def make_step(model, optimizer: str, clip_measure: str = "frobenius", noise_rule: str = "gaps", precision: str = "float32",
@@ -178,7 +184,7 @@ def evaluate_members(forward, params, buffers, split: Batch, answers) -> tuple[t
     a time (one shape: one compiled graph)."""
     losses, wrongs = [], []
     for start in range(0, split.target.shape[1], EVAL_ROWS):
-        rows = type(split)(**{k: v[:, start : start + EVAL_ROWS].contiguous() for k, v in split.tensors().items()})
+        rows = type(split)(**{k: v[:, start : start + EVAL_ROWS].contiguous() for k, v in split.tensors().items()}, **split.shared())
         loss, wrong = forward(params, buffers, rows, answers)
         losses.append(loss)
         wrongs.append(wrong)
@@ -236,7 +242,8 @@ class Population:
         self.splits = {}
         for name in ("train", "valid", "test"):  # at least one pad row; evaluation reads EVAL_ROWS at a time
             rows = math.ceil((max(len(member.data.splits[name]) for member in members) + 1) / EVAL_ROWS) * EVAL_ROWS
-            self.splits[name] = stack([member.data.splits[name] for member in members], dims, rows, device)
+            stacked = stack([member.data.splits[name] for member in members], dims, rows, device)
+            self.splits[name] = stacked.read_by(self.config.batch_size if name == "train" else EVAL_ROWS)
         self.step = compiled(make_step(self.template, self.config.optimizer, self.config.clip_measure, self.config.noise_rule,
                                        self.config.precision, self.config.weight_decay), compile)
         self.forward = compiled(make_forward(self.template, self.config.precision), compile)

@@ -120,8 +120,8 @@ def same_work(plan: dict, data_dir: str, scratch: Path, device: str = "cpu", pre
         return [Member(spec, folder / f"run-{k}", data[spec.task]) for k, spec in enumerate(specs)]
 
     def populations(folder, compile, these=specs):
-        units = units.units_of([units.Job(spec, "", str(folder / f"run-{k}")) for k, spec in enumerate(these)], "population")
-        return [summary for unit in units for summary in
+        grouped = units.units_of([units.Job(spec, "", str(folder / f"run-{k}")) for k, spec in enumerate(these)], "population")
+        return [summary for unit in grouped for summary in
                 units.run_unit(unit, device, False, "population", compile, data=[data[job.spec.task] for job in unit])]
 
     paths = {
@@ -147,8 +147,7 @@ def same_work(plan: dict, data_dir: str, scratch: Path, device: str = "cpu", pre
 def compile_populations(specs, data, device: torch.device) -> float:
     """Seconds to compile the populations' training steps from cold: the first step of each, less a later step."""
     total, wait = 0.0, lambda: synchronize(device)
-    units = units.units_of([units.Job(spec, "", "") for spec in specs], "population")
-    for unit in units:
+    for unit in units.units_of([units.Job(spec, "", "") for spec in specs], "population"):
         population = Population([Member(job.spec, Path("."), data[job.spec.task]) for job in unit], device, compile=True)
         args = step_arguments(population)
         started = time.perf_counter()

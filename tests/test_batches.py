@@ -157,3 +157,35 @@ def test_no_model_imports_the_tasks():
                  for number, line in enumerate(path.read_text().splitlines(), 1)
                  if re.match(r"\s*(from|import)\s+tasks\b", line)]
     assert not offenders, f"model files import tasks/: {offenders}"
+
+
+def test_the_sentence_table_holds_each_distinct_sentence_once_and_the_slots_name_theirs():
+    batch = tiny_babi_batch([[1, 2], [3, 0]])
+    story = torch.tensor([[[4, 5, 0], [6, 0, 0], [4, 5, 0]], [[6, 0, 0], [0, 0, 0], [0, 0, 0]]])  # (n, m, w): a repeat, empty slots
+    batch = StoryBatch(story=story, query=batch.query, memory_mask=story[..., 0] != 0, time=torch.zeros(2, 3, dtype=torch.long),
+                       supporting=torch.full((2, 1), -1), target=torch.zeros(2, dtype=torch.long), task=torch.zeros(2, dtype=torch.long))
+    assert batch.sentences.tolist() == [[0, 0, 0], [4, 5, 0], [6, 0, 0]]  # row 0: the all-padding sentence
+    assert torch.equal(batch.sentences[batch.sentence], story)
+    picked = batch.select(torch.tensor([1]))  # one story of one sentence: its slot, and a table of only its sentences
+    assert picked.story.shape == (1, 1, 3) and picked.sentences.tolist() == [[6, 0, 0]]
+    assert torch.equal(picked.sentences[picked.sentence], picked.story)
+    assert torch.equal(batch.rows(torch.tensor([1, 0])).sentences, batch.sentences)  # rows keep the whole table
+    assert batch.read_by(1).sentences.shape == (0, 3)  # 3 sentences against the 3 slots of a row: no gain, no table
+    assert batch.read_by(2).sentences.shape == (3, 3)  # against the 6 slots of two rows: the table
+
+
+@pytest.mark.parametrize("name", ["memn2n", "gmemn2n", "storyformer"])
+def test_a_model_reads_the_same_story_from_the_table_as_from_the_slots(name):
+    from memnet.batches import DataSizes
+    from memnet.models import build_model
+
+    sizes = DataSizes(vocab_size=12, num_classes=12, memory_size=3, memory_slots=3, sentence_size=4, time_slots=4)
+    torch.manual_seed(0)
+    model = build_model(name, model_config(name, {}), sizes).eval()
+    story = torch.tensor([[[4, 5, 0], [6, 7, 8], [4, 5, 0]], [[6, 7, 8], [9, 0, 0], [0, 0, 0]]])
+    batch = StoryBatch(story=story, query=torch.tensor([[2, 3], [3, 0]]), memory_mask=story[..., 0] != 0,
+                       time=torch.tensor([[2, 1, 0], [1, 0, 0]]), supporting=torch.full((2, 1), -1),
+                       target=torch.tensor([4, 6]), task=torch.zeros(2, dtype=torch.long))
+    table, slots = model(batch), model(batch.without_table())
+    torch.testing.assert_close(table.logits, slots.logits)
+    torch.testing.assert_close(table.attention, slots.attention)

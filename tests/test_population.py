@@ -9,7 +9,8 @@ import torch
 
 import memnet.population as population_module
 from memnet import bench, units
-from memnet.population import Member, population_key, train_population
+from memnet.batches import StoryBatch
+from memnet.population import Member, Population, population_key, train_population
 from memnet.spec import resolve
 from memnet.train import load_data, train_run
 
@@ -85,6 +86,14 @@ def test_a_member_is_the_run_it_would_be_alone(mixed, tmp_path):
     recorded = json.loads((tmp_path / "member-1" / "summary.json").read_text())["population"]  # what a benchmark's time was
     assert recorded["members"] == 3 and recorded["first_step_seconds"] > 0
     assert "population" not in json.loads((tmp_path / "alone-1" / "summary.json").read_text())
+
+
+def test_members_match_alone_runs_where_the_population_reads_slots_not_the_sentence_table(mixed, tmp_path, monkeypatch):
+    monkeypatch.setattr(StoryBatch, "read_by", lambda batch, rows: batch.without_table())  # as joint training's 3,039 sentences > 1,600 slots
+    specs = [spec(mixed, 1, 0), spec(mixed, 2, 0)]
+    members = [Member(s, tmp_path / "probe", load_data(s.task)) for s in specs]
+    assert Population(members, torch.device("cpu"), compile=False).splits["train"].sentences.shape[1] == 0
+    assert_members_are_alone_runs(specs, tmp_path)  # alone, each batch reads a table of its own sentences
 
 
 def test_adam_members_match_alone_runs(babi_dir, tmp_path):

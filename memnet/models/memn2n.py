@@ -242,10 +242,12 @@ class MemN2N(nn.Module):
         if self.config.recent_only:  # slots hold a story oldest first: recency counts back from its last
             recency = mask.sum(1, keepdim=True) - 1 - torch.arange(mask.shape[1], device=mask.device)  # (b, m)
             mask = mask & (recency < self.story_capacity)
-        story_bags, query_bags = self.bags(story), self.bags(query)  # words and their weights (b, m, w, d), (b, q, d)
-        u = self.embed([self.question_table()], query_bags)[:, 0]  # (b, d)
+        u = self.embed([self.question_table()], self.bags(query))[:, 0]  # (b, d)
         tables = self.story_tables()
-        sentences = self.embed(tables, story_bags)  # (b, m, n, d): the story in every table at once
+        if len(batch.sentences):  # the sentence table (memnet.batches.StoryBatch): each distinct sentence once
+            sentences = self.embed(tables, self.bags(batch.sentences))[batch.sentence]  # (S, n, d) -> (b, m, n, d)
+        else:
+            sentences = self.embed(tables, self.bags(story))  # (b, m, n, d): the story in every table at once
         memories = {}  # table -> its memory vectors (b, m, d); under tying one table serves two hops
 
         def memory(words: nn.Embedding, times: nn.Embedding | None) -> torch.Tensor:

@@ -86,7 +86,10 @@ class StoryTransformer(nn.Module):
 
     def forward(self, batch: StoryBatch) -> Output:
         mask = batch.memory_mask  # (b, m)
-        sentences = self.embed(batch.story)  # (b, m, d)
+        if len(batch.sentences):  # the sentence table (memnet.batches.StoryBatch): each distinct sentence once
+            sentences = self.embed(batch.sentences)[batch.sentence]  # (S, d) -> (b, m, d)
+        else:
+            sentences = self.embed(batch.story)  # (b, m, d)
         if self.config.temporal:
             sentences = sentences + self.times(batch.time.clamp(max=self.time_rows - 1))  # (b, m, d)
         question = self.embed(batch.query) + self.question  # (b, d)
