@@ -37,7 +37,7 @@ from memnet.run_record import PACK, RUNS, RunRecord, pack, read_pack
 from memnet.spec import SpecError, differences, resolve
 from memnet.tables.babi import write_report
 from memnet.train import refuse_other_work
-from memnet.units import Job, run_unit, start_worker, units_of, work
+from memnet.units import Job, run_unit, start_worker, units_of, work, worth_compiling
 from tasks.babi import parse_task_list, task_files
 
 MODES = ("per-task", "joint")
@@ -199,18 +199,20 @@ def run_bench(name: str, grid: dict, options: dict, *, data_dir=None, results: s
         threads = 1 if workers > 1 else torch.get_num_threads()
         # each run goes into the benchmark's pack as it finishes, so a protocol cut short keeps every finished run
         bar = Progress(name, jobs, todo, on_finished=lambda job: pack(root, [Path(job.run_dir)], identities))
-        run = functools.partial(run_unit, device="cuda" if gpu else "cpu", use_wandb=use_wandb, engine=engine, compile=compile)
+        run = functools.partial(run_unit, device="cuda" if gpu else "cpu", use_wandb=use_wandb, engine=engine)
+        # on the CPU a unit compiles only where compiling pays for itself (memnet.units.worth_compiling)
+        compiles = lambda unit: compile and (gpu or worth_compiling(unit))
         cluster = {}  # ray: where the units ran, and the runs that failed
         if engine == "ray" and units:
             from memnet.ray_engine import run_on_ray
 
-            cluster = run_on_ray(units, bar, device=device, compile=compile, address=address, workers=asked_workers)
+            cluster = run_on_ray(units, bar, device=device, compile=compiles, address=address, workers=asked_workers)
         elif workers == 1:
             for unit in units:
-                show(bar, unit, run(unit))
+                show(bar, unit, run(unit, compile=compiles(unit)))
         else:
             with ProcessPoolExecutor(max_workers=workers, initializer=start_worker, initargs=(threads,)) as pool:
-                futures = {pool.submit(run, unit): unit for unit in units}
+                futures = {pool.submit(run, unit, compile=compiles(unit)): unit for unit in units}
                 try:
                     for future in as_completed(futures):
                         show(bar, futures[future], future.result())

@@ -225,9 +225,10 @@ class Flight:
     node: str | None = None
 
 
-def run_on_ray(units: list[list], bar, *, device: str, compile: bool, address: str | None, workers: int | None) -> dict:
+def run_on_ray(units: list[list], bar, *, device: str, compile, address: str | None, workers: int | None) -> dict:
     """Train every unit as a Ray task and write the records they send back; returns what ran where:
-    {"address", "nodes", "gpu", "runs_by_node", "failed": [{"run", "error"}]}. A failed unit does not stop the others."""
+    {"address", "nodes", "gpu", "runs_by_node", "failed": [{"run", "error"}]}. A failed unit does not stop the others.
+    `compile(unit)`: whether to compile that unit's population (decided here, where the data is)."""
     ray = connect(address, workers)
     checkpoint_seconds = CHECKPOINT_SECONDS
     try:
@@ -244,7 +245,7 @@ def run_on_ray(units: list[list], bar, *, device: str, compile: bool, address: s
             flight.tries += 1
             records = {job.run_dir: read_records(job.run_dir) for job in flight.unit}
             stream = task.remote(flight.unit, records, [data[job.spec.task] for job in flight.unit], "cuda" if gpu else "cpu",
-                                 compile, checkpoint_seconds, sys.argv)
+                                 compile(flight.unit), checkpoint_seconds, sys.argv)
             flights[stream] = flight
 
         def capacity() -> int:

@@ -77,7 +77,7 @@ def makespan(units: list[list[Job]], workers: int) -> float:
     """The longest worker's work when the units go, costliest first, each to the worker free first."""
     loads = [0.0] * workers
     for unit in sorted(units, key=work, reverse=True):
-        loads[loads.index(min(loads))] += work(unit) + COMPILE_WORK
+        loads[loads.index(min(loads))] += work(unit) + (COMPILE_WORK if worth_compiling(unit) else 0.0)
     return max(loads)
 
 
@@ -86,16 +86,29 @@ def shape_of(job: Job) -> tuple[int, int]:
     return sizes.memory_slots, sizes.sentence_size
 
 
+def sentences_of(job: Job) -> int:
+    """The rows of a job's training sentence table (memnet.batches.StoryBatch)."""
+    return len(cached_data(job.spec.task).splits["train"].sentences)
+
+
 # A member-step's work on stories of `slots` x `words` (what `units_of` splits populations across workers by),
-# in the units of MemN2N's lookups, slots x words. The storyformer's sentences read each other: a rough fit to its
-# compiled population steps on bAbI 1k, timed ad hoc on the 2-core CPU (about 20 ms a member-step at 50 slots and
-# 2-4 ms at 10-16, where MemN2N's took 1.6 ms at 50 x 6); the split needs only the ratios roughly right.
-STEP_WORK = {"storyformer": lambda slots, words: slots * (slots + 50)}
+# in the units of MemN2N's lookups, slots x words. With the sentence table (`table`: its rows per question, where
+# the population reads one), a question costs its share of the table's words and TABLE_SLOT_SHARE of its slots'
+# (the gathers and the hops), fitted to the 1k release grid's 50-slot population: 36 ms a step on the table against
+# 75 ms on the slots (results/speed/sentence-table.json). The storyformer's sentences read each other: a rough fit
+# to its compiled population steps on bAbI 1k, timed ad hoc on the 2-core CPU (about 20 ms a member-step at 50
+# slots and 2-4 ms at 10-16, where MemN2N's took 1.6 ms at 50 x 6); the split needs only the ratios roughly right.
+TABLE_SLOT_SHARE = 0.25
+STEP_WORK = {"storyformer": lambda slots, words, table: slots * (slots + 50)}
 
 
-def step_work(name: str, slots: int, words: int) -> float:
+def lookups(slots: int, words: int, table: float | None) -> float:
+    return (table + TABLE_SLOT_SHARE * slots) * words if table is not None else slots * words
+
+
+def step_work(name: str, slots: int, words: int, table: float | None = None) -> float:
     """A member-step's work for model `name` on stories of `slots` x `words` (see STEP_WORK)."""
-    return STEP_WORK.get(name, lambda slots, words: slots * words)(slots, words)
+    return STEP_WORK.get(name, lookups)(slots, words, table)
 
 
 # A compile of a population's step and evaluation (about a minute on one core of a 2-core x86 CPU) in `work`'s
@@ -106,10 +119,23 @@ COMPILE_WORK = 5e8
 
 def work(unit: list[Job]) -> float:
     """A population's training work, roughly: members x training questions x epochs x a member-step's work
-    on the padded story (slots x words, which MemN2N's lookups scale with; `step_work`)."""
+    on the padded story (slots x words, which MemN2N's lookups scale with; `step_work`), read through the
+    sentence table where the population reads one (as memnet.batches.StoryBatch.read_by decides)."""
     slots, words = (max(size) for size in zip(*(shape_of(job) for job in unit)))
+    batch, sentences = unit[0].spec.train.batch_size, max(sentences_of(job) for job in unit)
+    table = sentences / batch if sentences < batch * slots else None
     questions = max(len(cached_data(job.spec.task).splits["train"]) * job.spec.train.epochs for job in unit)
-    return len(unit) * questions * step_work(unit[0].spec.model.name, slots, words)
+    return len(unit) * questions * step_work(unit[0].spec.model.name, slots, words, table)
+
+
+# An eager population's seconds per unit of work over the compiled step's: 334.5 s against 54.9 s on the same
+# work (results/speed/speed.json before the sentence table, one thread). A unit is compiled only where the time
+# the compiled step saves is more than its compile costs (COMPILE_WORK), so a short job is never slower for it.
+EAGER_SLOWDOWN = 6.0
+
+
+def worth_compiling(unit: list[Job]) -> bool:
+    return work(unit) * (EAGER_SLOWDOWN - 1) > COMPILE_WORK
 
 
 def start_worker(threads: int) -> None:

@@ -121,8 +121,9 @@ def same_work(plan: dict, data_dir: str, scratch: Path, device: str = "cpu", pre
 
     def populations(folder, compile, these=specs):
         grouped = units.units_of([units.Job(spec, "", str(folder / f"run-{k}")) for k, spec in enumerate(these)], "population")
-        return [summary for unit in grouped for summary in
-                units.run_unit(unit, device, False, "population", compile, data=[data[job.spec.task] for job in unit])]
+        return [summary for unit in grouped for summary in  # compiled as memnet bench compiles: where it pays
+                units.run_unit(unit, device, False, "population", compile and (device == "cuda" or units.worth_compiling(unit)),
+                               data=[data[job.spec.task] for job in unit])]
 
     paths = {
         "eager_single": lambda folder: [train_run(spec, folder / f"run-{k}", progress=False, device=device, data=data[spec.task])
@@ -148,6 +149,8 @@ def compile_populations(specs, data, device: torch.device) -> float:
     """Seconds to compile the populations' training steps from cold: the first step of each, less a later step."""
     total, wait = 0.0, lambda: synchronize(device)
     for unit in units.units_of([units.Job(spec, "", "") for spec in specs], "population"):
+        if device.type == "cpu" and not units.worth_compiling(unit):
+            continue  # trained eagerly (memnet.units.worth_compiling): nothing to compile
         population = Population([Member(job.spec, Path("."), data[job.spec.task]) for job in unit], device, compile=True)
         args = step_arguments(population)
         started = time.perf_counter()

@@ -239,6 +239,7 @@ def test_with_several_workers_the_bench_cuts_populations_where_that_ends_sooner(
     for task, repeats in [(1, 1), (2, 6)]:  # one small population, one large
         grid = {"models": ["memn2n:paper"], "tasks": str(task), "variants": ["en"], "modes": ["per-task"], "repeats": repeats}
         jobs += bench.make_grid(tmp_path / "b", grid, {"model": {}, "train": {"epochs": 1}, "task": {}}, mixed)[0]
+    monkeypatch.setattr(units, "worth_compiling", lambda unit: True)  # as if large enough to compile
     whole = units.units_of(jobs, "population", workers=1)
     assert units.units_of(jobs, "population", workers=2) == whole  # tiny runs: another compile costs more than it saves
     monkeypatch.setattr(units, "COMPILE_WORK", 0.0)
@@ -288,3 +289,18 @@ def test_the_bench_bar_moves_by_each_runs_share_of_the_work(mixed, tmp_path):
     bar.finished(long)
     assert bar.bar.n == pytest.approx(bar.bar.total) and "2/2 runs" in bar.bar.postfix
     bar.close()
+
+
+def test_a_unit_too_small_to_repay_its_compile_trains_eagerly(mixed, tmp_path, monkeypatch):
+    grid = {"models": ["memn2n:paper"], "tasks": "1-2", "variants": ["en"], "modes": ["per-task"], "repeats": 2}
+    jobs, _ = bench.make_grid(tmp_path / "b", grid, {"model": {}, "train": {"epochs": 1}, "task": {}}, mixed)
+    grouped = units.units_of(jobs, "population")
+    assert not any(map(units.worth_compiling, grouped))  # seconds of work against a minute of compiling
+    monkeypatch.setattr(units, "COMPILE_WORK", min(map(units.work, grouped)))  # a compile as cheap as the smallest unit's work
+    assert all(map(units.worth_compiling, grouped))
+    monkeypatch.undo()
+    asked = []
+    real = bench.run_unit
+    monkeypatch.setattr(bench, "run_unit", lambda unit, **kw: asked.append(kw["compile"]) or real(unit, **kw))
+    bench.run_bench("b", grid, {"model": {}, "train": {"epochs": 1}, "task": {}}, data_dir=mixed, results=tmp_path, workers=1)
+    assert asked == [False, False]  # memnet bench compiles by default, but not these
