@@ -94,11 +94,12 @@ def sentences_of(job: Job) -> int:
 # A member-step's work on stories of `slots` x `words` (what `units_of` splits populations across workers by),
 # in the units of MemN2N's lookups, slots x words. With the sentence table (`table`: its rows per question, where
 # the population reads one), a question costs its share of the table's words and TABLE_SLOT_SHARE of its slots'
-# (the gathers and the hops), fitted to the 1k release grid's 50-slot population: 36 ms a step on the table against
-# 75 ms on the slots (results/speed/sentence-table.json). The storyformer's sentences read each other: a rough fit
+# (the gathers and the hops), fitted to the two 1k release populations that read a table: 49.65 ms a step on the
+# table against 67.32 ms on the slots at 50 slots and 365 sentences (a share of 0.51), 9.59 against 12.15 ms at 9
+# slots and 121 sentences (0.37); their mean (results/speed/sentence-table.json). The storyformer's sentences read each other: a rough fit
 # to its compiled population steps on bAbI 1k, timed ad hoc on the 2-core CPU (about 20 ms a member-step at 50
 # slots and 2-4 ms at 10-16, where MemN2N's took 1.6 ms at 50 x 6); the split needs only the ratios roughly right.
-TABLE_SLOT_SHARE = 0.25
+TABLE_SLOT_SHARE = 0.45
 STEP_WORK = {"storyformer": lambda slots, words, table: slots * (slots + 50)}
 
 
