@@ -140,8 +140,8 @@ def test_a_gpu_speed_record_shows_the_gpu_target_and_the_bfloat16_row(tmp_path):
     summary = next(iter(speed_tables(tmp_path).values()))
     assert "The GPU measures 50000.0 GFLOP/s" in summary and "one thread and the GPU" in summary
     assert "| compiled population bfloat16 | 10.0 |" in summary and "(+0.25)" in summary
-    assert "at most 20 s" in summary and "at most 4 min" not in summary
-    assert "at most 15 min" in summary  # joint ran on the CPU: its CPU target
+    assert "one H100/H200: at most 20 s" in summary and "this CPU: at most 240 s" not in summary
+    assert "this CPU: at most 600 s" in summary  # joint ran on the CPU: its CPU target
 
 
 def test_a_speed_record_says_where_the_protocol_time_went(tmp_path):

@@ -8,17 +8,21 @@ from pathlib import Path
 from memnet.records import read_json
 
 SPEED_RECORD = "speed.json"
-SPEED_PROTOCOLS = {  # speed.json key -> its section's title, and the wall-time targets in minutes on the 2-core CPU and a GPU
+SPEED_PROTOCOLS = {  # speed.json key -> its section's title, and the wall-time targets in minutes on the 2-core CPU and a
+    # GPU (the project's speed issue: 1k cold 240 s, warm 200 s, joint 10 min, 10k 15 min; the 1k protocol on one GPU 20 s)
     "protocol_1k": ("The 1k per-task protocol", 4, 20 / 60),
-    "protocol_1k_warm": ("The 1k per-task protocol again (torch's compile cache warm)", 4, 20 / 60),
-    "joint": ("Joint training, 10 seeds", 15, None),
-    "protocol_10k": ("The 10k per-task protocol", 25, None)}
+    "protocol_1k_warm": ("The 1k per-task protocol again (torch's compile cache warm)", 200 / 60, 20 / 60),
+    "joint": ("Joint training, 10 seeds", 10, None),
+    "protocol_10k": ("The 10k per-task protocol", 15, None)}
 
 
 def speed_target(run: dict, cpu_minutes: float, gpu_minutes: float | None) -> str:
-    if not run["device"].startswith("cuda"):
-        return f"the target on this CPU: at most {cpu_minutes} min"
-    return f"the target on one H100/H200: at most {gpu_minutes * 60:.0f} s" if gpu_minutes else "no target on a GPU"
+    where, minutes = ("this CPU", cpu_minutes) if not run["device"].startswith("cuda") else ("one H100/H200", gpu_minutes)
+    if minutes is None:
+        return "no target on a GPU"
+    over = run["seconds"] - 60 * minutes
+    verdict = "met" if over <= 0 else f"missed by {over:.1f} s"
+    return f"the target on {where}: at most {60 * minutes:.0f} s, {verdict}"
 
 
 def speed_tables(root: Path) -> dict[Path, str]:
