@@ -379,7 +379,8 @@ def run_members(members: list[Member], device, compile: bool, progress: bool, ch
                 population.answers, lr, clip, real[:, s].contiguous())  # contiguous: one stride, one compiled graph
             if first_step is None:
                 first_step = time.perf_counter() - t0  # compiling, mostly
-                print(f"population of {len(members)}: first step (compiling) took {first_step:.1f} s", file=sys.stderr)
+                if compile:
+                    print(f"population of {len(members)}: first step (compiling) took {first_step:.1f} s", file=sys.stderr)
                 for k in live:  # in the record, so that a benchmark can say how much of its time was compiling
                     before = members[k].state.get("population", {}).get("first_step_seconds", 0.0)  # a resume compiles again
                     members[k].state["population"] = {"members": len(members), "first_step_seconds": before + round(first_step, 2)}
