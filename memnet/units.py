@@ -112,10 +112,12 @@ def step_work(name: str, slots: int, words: int, table: float | None = None) -> 
     return STEP_WORK.get(name, lookups)(slots, words, table)
 
 
-# A compile of a population's step and evaluation (about a minute on one core of a 2-core x86 CPU) in `work`'s
-# units: about as much time as a minute of training steps there (a member's step over 32 stories of 15 slots of 10
-# words took about 0.5 ms with the release preset)
-COMPILE_WORK = 5e8
+# What one more part costs a worker, in `work`'s units: its compile (a 70-member release population's step 29.5 s
+# and evaluation 6.4 s from cold, one thread) and more. Measured on the 2-core CPU: the 1k release grid cut into four
+# parts took 263.7 s of wall time against 250.2 s for two parts on the code before (results/babi-1k-release-table,
+# results/babi-1k-release-before-table), though its members' seconds summed to 419 s against 467: about 54 s a
+# worker beyond the members' own, at 8.3e-8 s a unit of work (the 16-slot population: 189 s for 2.29e9 units).
+COMPILE_WORK = 6.5e8
 
 
 def work(unit: list[Job]) -> float:
