@@ -197,8 +197,9 @@ def run_bench(name: str, grid: dict, options: dict, *, data_dir=None, results: s
         units = units_of(todo, engine, workers)
         workers = min(workers, max(1, len(units)))
         threads = 1 if workers > 1 else torch.get_num_threads()
-        # each run goes into the benchmark's pack as it finishes, so a protocol cut short keeps every finished run
-        bar = Progress(name, jobs, todo, on_finished=lambda job: pack(root, [Path(job.run_dir)], identities))
+        # each unit's runs go into the benchmark's pack as the unit ends (one rewrite of the pack for all of them),
+        # so a protocol cut short keeps every finished run
+        bar = Progress(name, jobs, todo, on_finished=lambda unit: pack(root, [Path(job.run_dir) for job in unit], identities))
         run = functools.partial(run_unit, device="cuda" if gpu else "cpu", use_wandb=use_wandb, engine=engine)
         # on the CPU a unit compiles only where compiling pays for itself (memnet.units.worth_compiling)
         compiles = lambda unit: compile and (gpu or worth_compiling(unit))
@@ -246,16 +247,16 @@ def show(bar: "Progress", unit: list[Job], summaries: list[dict]) -> None:
             bar.write(f"{what} diverged and is left out: {summary['diverged']}")
         else:
             bar.status(f"{what}: test {summary['test_error']['all']}%")
-        bar.finished(job)
+    bar.finished(unit)
 
 
 class Progress:
     """The grid's bar. It moves by each finished run's share of this invocation's work (`work`), not by runs:
     a population's runs end together and runs differ in cost, so a count of runs misjudges the time left. Its
     rate is the mean since the start (no smoothing), as work ends in bursts. The runs are counted beside it.
-    `on_finished(job)` is called as each run ends (finished, diverged or failed)."""
+    `on_finished(unit)` is called as each unit's runs end (finished, diverged or failed)."""
 
-    def __init__(self, name: str, jobs: list[Job], todo: list[Job], on_finished=lambda job: None):
+    def __init__(self, name: str, jobs: list[Job], todo: list[Job], on_finished=lambda unit: None):
         self.on_finished = on_finished
         self.share = {job.run_dir: work([job]) for job in todo}
         self.runs, self.done, self.note = len(jobs), len(jobs) - len(todo), ""
@@ -263,10 +264,10 @@ class Progress:
                                 bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}")
         self.refresh()
 
-    def finished(self, job: Job) -> None:
-        self.on_finished(job)
-        self.done += 1
-        self.bar.update(self.share[job.run_dir])
+    def finished(self, unit: list[Job]) -> None:
+        self.on_finished(unit)
+        self.done += len(unit)
+        self.bar.update(sum(self.share[job.run_dir] for job in unit))
         self.refresh()
 
     def status(self, note: str) -> None:

@@ -265,7 +265,7 @@ def run_on_ray(units: list[list], bar, *, device: str, compile, address: str | N
                     runs_by_node[flight.node] = runs_by_node.get(flight.node, 0) + 1
                     if "diverged" in summaries[k]:
                         bar.write(f"{what} diverged and is left out: {summaries[k]['diverged']}")
-                bar.finished(job)
+            bar.finished(flight.unit)
 
         while queue or flights:
             while queue and len(flights) < capacity():

@@ -112,12 +112,12 @@ def step_work(name: str, slots: int, words: int, table: float | None = None) -> 
     return STEP_WORK.get(name, lookups)(slots, words, table)
 
 
-# What one more part costs a worker, in `work`'s units: its compile (a 70-member release population's step 29.5 s
-# and evaluation 6.4 s from cold, one thread) and more. Measured on the 2-core CPU: the 1k release grid cut into four
-# parts took 263.7 s of wall time against 250.2 s for two parts on the code before (results/babi-1k-release-table,
-# results/babi-1k-release-before-table), though its members' seconds summed to 419 s against 467: about 54 s a
-# worker beyond the members' own, at 8.3e-8 s a unit of work (the 16-slot population: 189 s for 2.29e9 units).
-COMPILE_WORK = 6.5e8
+# A compile of a population's step and evaluation in `work`'s units: a 70-member release population's step took
+# 29.5 s and its evaluation 6.4 s from cold on one thread of the 2-core CPU, at 8.3e-8 s a unit of work there (the
+# 16-slot population: 189 s of training for 2.29e9 units). Cutting by it (four parts of the 1k grid) beat cutting by
+# a larger cost (two parts): 263.7 s against 301.4 s (results/babi-1k-release-table, results/archive/babi-1k-release-
+# table-two-parts), both with the pack rewritten after every run, which the bench no longer does.
+COMPILE_WORK = 5e8
 
 
 def work(unit: list[Job]) -> float:

@@ -282,11 +282,11 @@ def test_the_bench_bar_moves_by_each_runs_share_of_the_work(mixed, tmp_path):
     short, long = sorted(jobs, key=lambda job: units.work([job]))
     assert units.work([short]) < units.work([long])
     bar = bench.Progress("b", jobs, jobs)
-    bar.finished(short)
+    bar.finished([short])
     fraction = bar.bar.n / bar.bar.total
     assert fraction == pytest.approx(units.work([short]) / (units.work([short]) + units.work([long]))) and fraction < 0.5
     assert "1/2 runs" in bar.bar.postfix
-    bar.finished(long)
+    bar.finished([long])
     assert bar.bar.n == pytest.approx(bar.bar.total) and "2/2 runs" in bar.bar.postfix
     bar.close()
 
