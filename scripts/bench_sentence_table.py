@@ -9,18 +9,13 @@ machine noise falls on both alike. A population whose table has as many sentence
 the slots either way (StoryBatch.read_by), and says so.
 """
 
-import argparse
-import statistics
-import time
 from pathlib import Path
 
 import torch
 
-from memnet import bench, units
 from memnet.population import Member, Population
-from memnet.records import environment, write_json
 
-from bench_speed import step_arguments  # this folder is on the path when a script runs
+from bench_speed import compare_release_populations, interleaved_ms, step_arguments, timing_record  # this folder is on the path when a script runs
 
 ROUNDS, STEPS = 4, 15
 
@@ -39,37 +34,15 @@ def compare(unit: list, data: dict) -> dict:
         for _ in range(3):  # compiling, and warming up
             population.step(*args)
         steps[way] = (population, args)
-    times = {way: [] for way in steps}
-    for _ in range(ROUNDS):
-        for way, (population, args) in steps.items():
-            started = time.perf_counter()
-            for _ in range(STEPS):
-                population.step(*args)
-            times[way].append(1000 * (time.perf_counter() - started) / STEPS)
-    median = {way: round(statistics.median(values), 2) for way, values in times.items()}
+    round_of = lambda population, args: lambda: [population.step(*args) for _ in range(STEPS)]
+    times = interleaved_ms({way: round_of(*steps[way]) for way in steps}, ROUNDS, STEPS)
     table = steps["table"][0].splits["train"].sentences.shape[1]
-    return {"tasks": sorted({job.spec.task.name for job in unit}, key=lambda name: (len(name), name)), "members": len(unit),
-            "story_slots": steps["slots"][0].splits["train"].story.shape[2], "table_sentences": table,
-            "reads_the_table": table > 0, "ms_a_step": {way: [round(ms, 2) for ms in values] for way, values in times.items()},
-            "median_ms": median, "speedup": round(median["slots"] / median["table"], 2)}
+    return {**timing_record(unit, times, "slots", "table"), "story_slots": steps["slots"][0].splits["train"].story.shape[2],
+            "table_sentences": table, "reads_the_table": table > 0}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", required=True, help="the bAbI data dir (holding en/)")
-    parser.add_argument("--out", default="results/speed/sentence-table.json")
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    jobs, _ = bench.make_grid(Path("/nonexistent"), {"models": ["memn2n:release"], "tasks": "all", "variants": ["en"],
-                                                     "modes": ["per-task"], "repeats": 10}, {"model": {}, "train": {}, "task": {}},
-                              args.data_dir)
-    data = {job.spec.task: units.cached_data(job.spec.task) for job in jobs}
-    record = {"environment": environment(torch.device("cpu")), "rounds": ROUNDS, "steps_a_round": STEPS,
-              "populations": [compare(unit, data) for unit in units.units_of(jobs, "population", workers=2)]}
-    write_json(Path(args.out), record)
-    for unit in record["populations"]:
-        print(f"tasks {','.join(name.split(':')[-1] for name in unit['tasks'])} ({unit['members']} members, "
-              f"{unit['table_sentences']} table sentences): {unit['median_ms']} ms a step; speedup {unit['speedup']}x")
+    compare_release_populations(__doc__, "results/speed/sentence-table.json", compare, ROUNDS, STEPS)
 
 
 if __name__ == "__main__":

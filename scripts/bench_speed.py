@@ -174,6 +174,47 @@ def step_arguments(population: Population) -> tuple:
             torch.full((p,), 40.0, device=on), torch.ones(p, dtype=torch.bool, device=on))
 
 
+def interleaved_ms(ways: dict, rounds: int, steps: int) -> dict[str, list[float]]:
+    """Milliseconds a step of each way (`ways[name]()` runs one round of `steps` steps), in `rounds` interleaved
+    rounds, so that machine noise falls on every way alike."""
+    times = {name: [] for name in ways}
+    for _ in range(rounds):
+        for name, run in ways.items():
+            started = time.perf_counter()
+            run()
+            times[name].append(1000 * (time.perf_counter() - started) / steps)
+    return times
+
+
+def timing_record(unit: list, times: dict[str, list[float]], before: str, after: str) -> dict:
+    """A population's entry in a step-timing record: its tasks, members, each round's ms per way, the medians, and
+    the speedup of `after` over `before`."""
+    median = {name: round(statistics.median(values), 2) for name, values in times.items()}
+    return {"tasks": sorted({job.spec.task.name for job in unit}, key=lambda name: (len(name), name)), "members": len(unit),
+            "ms_a_step": {name: [round(ms, 2) for ms in values] for name, values in times.items()},
+            "median_ms": median, "speedup": round(median[before] / median[after], 2)}
+
+
+def compare_release_populations(description: str, default_out: str, compare, rounds: int, steps: int) -> None:
+    """The command of the step-timing scripts (bench_step_changes, bench_sentence_table): `compare(unit, data)` for each
+    population the release 1k grid trains on 2 workers, on one thread; the record written to --out, a line a population."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", required=True, help="the bAbI data dir (holding en/)")
+    parser.add_argument("--out", default=default_out)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    jobs, _ = bench.make_grid(Path("/nonexistent"), {"models": ["memn2n:release"], "tasks": "all", "variants": ["en"],
+                                                     "modes": ["per-task"], "repeats": 10}, {"model": {}, "train": {}, "task": {}},
+                              args.data_dir)
+    data = {job.spec.task: units.cached_data(job.spec.task) for job in jobs}
+    record = {"environment": environment(torch.device("cpu")), "rounds": rounds, "steps_a_round": steps,
+              "populations": [compare(unit, data) for unit in units.units_of(jobs, "population", workers=2)]}
+    write_json(Path(args.out), record)
+    for unit in record["populations"]:
+        print(f"tasks {','.join(name.split(':')[-1] for name in unit['tasks'])} ({unit['members']} members): "
+              f"{unit['median_ms']} ms a step; speedup {unit['speedup']}x")
+
+
 class ByteCounter(torch.utils._python_dispatch.TorchDispatchMode):
     """Bytes every op reads and writes (inputs and outputs), summed: an unfused upper bound of memory traffic."""
 

@@ -9,9 +9,6 @@ trains on 2 workers, each variant's compiled step runs on the same random batche
 interleaved rounds (before, stacked, stacked + squaring, ...), so that machine noise falls on all alike.
 """
 
-import argparse
-import statistics
-import time
 import types
 from pathlib import Path
 
@@ -19,13 +16,11 @@ import torch
 import torch.nn.functional as F
 
 import memnet.population as population_module
-from memnet import bench, units
+from memnet.loop import gradient_norms
 from memnet.models.memn2n import MemN2N
 from memnet.population import Member, Population, compiled, make_step
-from memnet.records import environment, write_json
-from memnet.loop import gradient_norms
 
-from bench_speed import step_arguments  # this folder is on the path when a script runs
+from bench_speed import compare_release_populations, interleaved_ms, step_arguments, timing_record  # this folder is on the path when a script runs
 
 ROUNDS, STEPS = 4, 15
 
@@ -87,36 +82,19 @@ def compare(unit: list, data: dict) -> dict:
         population = Population(members, torch.device("cpu"), compile=True)
         steps[variant] = (population, own_step(population, k))
         steps[variant][1](*arguments(population, batches[0]))  # compile
-    times = {variant: [] for variant in VARIANTS}
-    for _ in range(ROUNDS):
-        for variant, (population, step) in steps.items():
+    def round_of(variant, population, step):
+        def run():
             use(variant)
-            started = time.perf_counter()
             for index in batches:
                 step(*arguments(population, index))
-            times[variant].append(1000 * (time.perf_counter() - started) / STEPS)
-    median = {variant: round(statistics.median(ms), 2) for variant, ms in times.items()}
-    return {"tasks": sorted({job.spec.task.name for job in unit}, key=lambda name: (len(name), name)), "members": len(unit),
-            "ms_a_step": {variant: [round(ms, 2) for ms in values] for variant, values in times.items()},
-            "median_ms": median, "speedup": round(median["before"] / median["stacked_tables_and_squaring"], 2)}
+        return run
+
+    times = interleaved_ms({variant: round_of(variant, *steps[variant]) for variant in steps}, ROUNDS, STEPS)
+    return timing_record(unit, times, "before", "stacked_tables_and_squaring")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", required=True, help="the bAbI data dir (holding en/)")
-    parser.add_argument("--out", default="results/speed/step-changes.json")
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    jobs, _ = bench.make_grid(Path("/nonexistent"), {"models": ["memn2n:release"], "tasks": "all", "variants": ["en"],
-                                                     "modes": ["per-task"], "repeats": 10}, {"model": {}, "train": {}, "task": {}},
-                              args.data_dir)
-    data = {job.spec.task: units.cached_data(job.spec.task) for job in jobs}
-    record = {"environment": environment(torch.device("cpu")), "rounds": ROUNDS, "steps_a_round": STEPS,
-              "populations": [compare(unit, data) for unit in units.units_of(jobs, "population", workers=2)]}
-    write_json(Path(args.out), record)
-    for unit in record["populations"]:
-        print(f"tasks {','.join(name.split(':')[-1] for name in unit['tasks'])} ({unit['members']} members): "
-              f"{unit['median_ms']} ms a step; speedup {unit['speedup']}x")
+    compare_release_populations(__doc__, "results/speed/step-changes.json", compare, ROUNDS, STEPS)
 
 
 if __name__ == "__main__":
