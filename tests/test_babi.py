@@ -1,6 +1,7 @@
 """The bAbI format: parsing, splits, supporting facts, vocabulary, tensors, `datasets` export, bad input."""
 
 import json
+import string
 import subprocess
 import sys
 from pathlib import Path
@@ -189,19 +190,54 @@ def test_stats_command_json(babi_dir):
     assert "task 2" in result.stderr  # missing, said, and the others still reported
 
 
-ARCHIVE_QUIRKS = Path(__file__).parent / "data" / "babi-archive"  # hand-written in the official format: hn/ holds
-# Hindi, romanised and in Devanagari, with statements such as `2 Pallavi bhed hai ?.` and a space before a question's
-# `?`; shuffled/ holds task-1 stories with every letter swapped by one fixed substitution (nonsense words and answers)
+# The official archive's other variants, in its format, written for each test: hn/ holds Hindi, romanised and in
+# Devanagari, with statements such as `2 Pallavi bhed hai ?.` and a space before a question's `?`; shuffled/ holds
+# task-1 stories with every letter swapped by one fixed substitution (nonsense words and answers)
+HINDI_QA15 = {
+    "train": ["1 Bhediye chuhon se darte hain.", "2 Pallavi bhed hai ?.", "3 Billiyan bhedon se darti hain.",
+              "4 Bhedein bhediyon se darti hain.", "5 Pallavi kisse darti hai ?\tbhediya\t2 4", "6 Chuhe billiyon se darte hain.",
+              "7 Sita chuha hai ?.", "8 Sita kisse darti hai ?\tbilli\t7 6",
+              "1 भेड़ें भेड़ियों से डरती हैं।", "2 पल्लवी भेड़ है ?.", "3 पल्लवी किससे डरती है ?\tभेड़िया\t2 1",
+              "4 चूहे बिल्लियों से डरते हैं।", "5 सीता चूहा है ?.", "6 सीता किससे डरती है ?\tबिल्ली\t5 4",
+              "1 Billiyan kutton se darti hain.", "2 Mohan billi hai ?.", "3 Mohan kisse darta hai ?\tkutta\t2 1",
+              "1 Kutte bhediyon se darte hain.", "2 Raju kutta hai ?.", "3 Raju kisse darta hai ?\tbhediya\t2 1"],
+    "test": ["1 Bhedein bhediyon se darti hain.", "2 Pallavi bhed hai ?.", "3 Chuhe billiyon se darte hain.",
+             "4 Pallavi kisse darti hai ?\tbhediya\t2 1"],
+}
+ENGLISH_QA1 = {
+    "train": ["1 Mary moved to the bathroom.", "2 John went to the hallway.", "3 Where is Mary? \tbathroom\t1",
+              "4 Daniel went back to the hallway.", "5 Sandra moved to the garden.", "6 Where is Daniel? \thallway\t4",
+              "1 Sandra travelled to the office.", "2 John journeyed to the garden.", "3 Where is Sandra? \toffice\t1",
+              "4 Mary went to the kitchen.", "5 Daniel moved to the office.", "6 Where is Mary? \tkitchen\t4",
+              "1 John went to the kitchen.", "2 Mary travelled to the hallway.", "3 Where is John? \tkitchen\t1",
+              "1 Sandra went back to the bathroom.", "2 John moved to the office.", "3 Where is John? \toffice\t2"],
+    "test": ["1 John travelled to the hallway.", "2 Mary journeyed to the bathroom.", "3 Where is John? \thallway\t1"],
+}
+SHUFFLE = str.maketrans(string.ascii_lowercase + string.ascii_uppercase,
+                        "qwertyuiopasdfghjklzxcvbnm" + "QWERTYUIOPASDFGHJKLZXCVBNM")
+
+
+@pytest.fixture
+def archive_quirks(tmp_path) -> Path:
+    """A data dir with hn/qa15 and shuffled/qa1 (train and test files), as the official archive lays them out."""
+    root = tmp_path / "archive"
+    for variant, name, lines in [("hn", "qa15_basic-deduction", HINDI_QA15),
+                                 ("shuffled", "qa1_single-supporting-fact",
+                                  {split: [line.translate(SHUFFLE) for line in text] for split, text in ENGLISH_QA1.items()})]:
+        (root / variant).mkdir(parents=True)
+        for split, text in lines.items():
+            (root / variant / f"{name}_{split}.txt").write_text("\n".join(text) + "\n", encoding="utf-8")
+    return root
 
 
 @pytest.mark.parametrize("variant, task, answers", [("hn", 15, {"bhediya", "billi", "kutta", "भेड़िया", "बिल्ली"}),
                                                      ("shuffled", 1, {"iqssvqn", "wqzikggd", "gyyoet", "aozeitf"})])
-def test_stats_command_reads_the_archives_other_variants(variant, task, answers):
-    result = subprocess.run([sys.executable, "-m", "memnet.cli", "data", "babi", "--data-dir", str(ARCHIVE_QUIRKS), "--variant",
+def test_stats_command_reads_the_archives_other_variants(variant, task, answers, archive_quirks):
+    result = subprocess.run([sys.executable, "-m", "memnet.cli", "data", "babi", "--data-dir", str(archive_quirks), "--variant",
                              variant, "--stats", "--json", "--tasks", str(task)], capture_output=True, text=True, check=True)
     rows = json.loads(result.stdout)
     assert {row["split"]: row["questions"] for row in rows} == {"train": 5, "valid": 1, "test": 1}
-    splits = load_task(ARCHIVE_QUIRKS, variant, task)
+    splits = load_task(archive_quirks, variant, task)
     assert {example.answer for split in splits.values() for example in split} == answers
     assert all(example.story for split in splits.values() for example in split)
 
