@@ -147,6 +147,30 @@ class StoryBatch(Batch):
         encoding every slot. `story` (..., n, m, w) may carry a leading member axis."""
         return self if self.sentences.shape[-2] < rows * self.story.shape[-2] else self.without_table()
 
+    def with_step_tables(self, tables: torch.Tensor, size: int) -> tuple["StoryBatch", int]:
+        """Stacked members' batches (p, b, m, ...) whose `sentence` ids point into each member's whole table
+        `tables` (p, S, w), with a table of only the batch's own sentences instead, `size` rows a member
+        (p, size, w; rows past a member's sentences are padding), and the most sentences one member's batch
+        needs (where it exceeds `size` the batch is returned unchanged, for a larger `size`).
+
+        A population's compiled step has fixed shapes, so where the whole table is too large to pay
+        (`read_by`), the table of each step's batch is built here, out of the step, padded to `size`
+        (joint bAbI: 226 distinct sentences on average in a batch of 32, at most 323 in 200 batches, against
+        1,600 slots). A lone run's `select` builds the same table, unpadded."""
+        p, S = self.sentence.shape[0], tables.shape[1]
+        member = torch.arange(p, device=self.sentence.device).view(p, 1, 1)
+        keys, inverse = torch.unique(member * S + self.sentence, return_inverse=True)  # (u,), (p, b, m): sorted by member
+        owner, row = keys // S, keys % S  # (u,) each
+        counts = torch.bincount(owner, minlength=p)  # (p,)
+        needed = int(counts.max())
+        if needed > size:
+            return self, needed
+        first = torch.cumsum(counts, 0) - counts  # (p,) where each member's keys start
+        local = torch.arange(len(keys), device=keys.device) - first[owner]  # (u,) each key's row in its member's table
+        table = tables.new_zeros(p, size, tables.shape[2])  # (p, size, w)
+        table[owner, local] = tables[owner, row]
+        return dataclasses.replace(self, sentence=local[inverse], sentences=table), needed
+
     def sequence(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The story as one stream: the words of the valid slots in order, then the question's, padding removed.
 

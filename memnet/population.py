@@ -49,6 +49,9 @@ ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults, which 
 # (and the one forward); past its default of 8 it would run the rest eagerly, with one warning. A bench
 # worker trains a unit after another, each of its own shapes, so the limit is raised while our steps run.
 RECOMPILE_LIMIT = 1024
+# Each step's own sentence table (Population.step_tables) has a multiple of this many rows a member: joint bAbI's
+# batches need 226 on average and at most 323 in 200 batches of 32, so its step compiles for 384 rows, rarely more
+TABLE_ROUNDING = 128
 
 
 def population_key(spec: RunSpec) -> tuple | None:
@@ -138,8 +141,10 @@ def make_step(model, optimizer: str, clip_measure: str = "frobenius", noise_rule
     (adamw: the weight decay as torch.optim.AdamW's, lr * weight_decay * weight, beside Adam's step)."""
     gradients = vmap(grad(lambda *args: member_loss(model, *args, precision=precision), has_aux=True))
 
-    def step(params, moments, buffers, train, index, count, gap, noisy, answers, lr, clip, active):
+    def step(params, moments, buffers, train, index, count, gap, noisy, answers, lr, clip, active, tables=None):
         batch = rows_of(train, index)  # (p, b, ...)
+        if tables is not None:  # this step's own sentence tables (Population.step_tables): ids (p, b, m), rows (p, u, w)
+            batch = dataclasses.replace(batch, sentence=tables[0], sentences=tables[1])
         if count is not None:  # random noise, drawn on the host side of the step by each member's generator
             time = noised_time(batch.time, batch.memory_mask, count, gap, noise_rule)  # (p, b, m)
             batch = dataclasses.replace(batch, time=torch.where(noisy[:, None, None], time, batch.time))
@@ -239,16 +244,35 @@ class Population:
         self.answers = torch.tensor(classes, device=device)  # (p,)
         every = [member.data.splits[name] for member in members for name in ("train", "valid", "test")]
         dims = common_dims(every)
-        self.splits = {}
+        self.splits, self.whole_tables = {}, None
         for name in ("train", "valid", "test"):  # at least one pad row; evaluation reads EVAL_ROWS at a time
             rows = math.ceil((max(len(member.data.splits[name]) for member in members) + 1) / EVAL_ROWS) * EVAL_ROWS
             stacked = stack([member.data.splits[name] for member in members], dims, rows, device)
             self.splits[name] = stacked.read_by(self.config.batch_size if name == "train" else EVAL_ROWS)
+            if name == "train" and self.splits[name] is not stacked:  # the whole table is too large to pay: each step's own
+                self.whole_tables = stacked.sentences  # (p, S, w)
+        self.table_rows = 0  # rows of each step's own table (0: none); grows as a batch needs more (`step_tables`)
         self.step = compiled(make_step(self.template, self.config.optimizer, self.config.clip_measure, self.config.noise_rule,
                                        self.config.precision, self.config.weight_decay), compile)
         self.forward = compiled(make_forward(self.template, self.config.precision), compile)
 
     # -- one member's state, in the single-run format (memnet.train.checkpoint), both ways ----------
+
+    def step_tables(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Each member's table of only its batch's sentences (StoryBatch.with_step_tables) where the population reads
+        no whole table: ids (p, b, m) and rows (p, u, w), or None. u is the most a batch has needed so far, rounded up
+        to TABLE_ROUNDING, so the compiled step sees one or two sizes, not one a step."""
+        if self.whole_tables is None:
+            return None
+        batch = rows_of(self.splits["train"], index)
+        batched, needed = batch.with_step_tables(self.whole_tables, self.table_rows)
+        if needed > self.table_rows:
+            self.table_rows = math.ceil(needed / TABLE_ROUNDING) * TABLE_ROUNDING
+            if self.table_rows >= batch.sentence[0].numel():  # as many rows as the batch has slots: reading the slots is cheaper
+                self.whole_tables = None
+                return None
+            batched, _ = batch.with_step_tables(self.whole_tables, self.table_rows)
+        return batched.sentence, batched.sentences
 
     def member_model(self, k: int):
         """Member k as a model of its own, with an optimizer holding its state."""
@@ -376,7 +400,8 @@ def run_members(members: list[Member], device, compile: bool, progress: bool, ch
             population.params, population.moments, loss, wrong = population.step(
                 population.params, population.moments, population.buffers, population.splits["train"], index[:, s].contiguous(),
                 None if count is None else count[:, s].contiguous(), None if gap is None else gap[:, s].contiguous(), noisy,
-                population.answers, lr, clip, real[:, s].contiguous())  # contiguous: one stride, one compiled graph
+                population.answers, lr, clip, real[:, s].contiguous(),  # contiguous: one stride, one compiled graph
+                population.step_tables(index[:, s]))
             if first_step is None:
                 first_step = time.perf_counter() - t0  # compiling, mostly
                 if compile:

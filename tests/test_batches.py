@@ -174,6 +174,28 @@ def test_the_sentence_table_holds_each_distinct_sentence_once_and_the_slots_name
     assert batch.read_by(2).sentences.shape == (3, 3)  # against the 6 slots of two rows: the table
 
 
+def test_a_step_table_holds_each_members_batch_sentences_padded_to_one_size():
+    """Stacked members (p, b, m) with ids into each member's whole table: every slot still reads its words, each
+    member's table has only its batch's sentences (each once) then padding, and a batch needing more rows than
+    `size` is handed back unchanged with the count it needs."""
+    tables = torch.tensor([[[0, 0], [1, 2], [3, 0], [4, 5]], [[0, 0], [6, 0], [7, 8], [0, 0]]])  # (p=2, S=4, w=2)
+    sentence = torch.tensor([[[1, 3, 0], [3, 3, 0]], [[2, 2, 2], [1, 0, 0]]])  # (p, b=2, m=3)
+    story = tables[torch.arange(2)[:, None, None], sentence]  # (p, b, m, w)
+    stacked = StoryBatch(story=story, query=torch.ones(2, 2, 1, dtype=torch.long), memory_mask=sentence != 0,
+                         time=torch.zeros(2, 2, 3, dtype=torch.long), supporting=torch.full((2, 2, 1), -1),
+                         target=torch.zeros(2, 2, dtype=torch.long), task=torch.zeros(2, 2, dtype=torch.long),
+                         sentence=sentence, sentences=tables[:, :0])
+    stepped, needed = stacked.with_step_tables(tables, 4)
+    assert needed == 3 and stepped.sentences.shape == (2, 4, 2)
+    for k in range(2):
+        assert torch.equal(stepped.sentences[k][stepped.sentence[k]], story[k])  # each slot reads its own words
+        used = {tuple(row) for row in stepped.sentences[k][: int(stepped.sentence[k].max()) + 1].tolist()}
+        assert used == {tuple(row) for row in story[k].flatten(0, 1).tolist()}  # only the batch's sentences, once each
+    assert stepped.sentences[1, 3].tolist() == [0, 0]  # member 1 needs 3 rows: the 4th is padding
+    unchanged, needed = stacked.with_step_tables(tables, 2)
+    assert unchanged is stacked and needed == 3
+
+
 @pytest.mark.parametrize("name", ["memn2n", "gmemn2n", "storyformer"])
 def test_a_model_reads_the_same_story_from_the_table_as_from_the_slots(name):
     from memnet.batches import DataSizes

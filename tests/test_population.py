@@ -88,12 +88,25 @@ def test_a_member_is_the_run_it_would_be_alone(mixed, tmp_path):
     assert "population" not in json.loads((tmp_path / "alone-1" / "summary.json").read_text())
 
 
-def test_members_match_alone_runs_where_the_population_reads_slots_not_the_sentence_table(mixed, tmp_path, monkeypatch):
+def test_members_match_alone_runs_where_each_step_reads_a_table_of_its_own_batch(mixed, tmp_path, monkeypatch):
     monkeypatch.setattr(StoryBatch, "read_by", lambda batch, rows: batch.without_table())  # as joint training's 3,039 sentences > 1,600 slots
     specs = [spec(mixed, 1, 0), spec(mixed, 2, 0)]
     members = [Member(s, tmp_path / "probe", load_data(s.task)) for s in specs]
-    assert Population(members, torch.device("cpu"), compile=False).splits["train"].sentences.shape[1] == 0
-    assert_members_are_alone_runs(specs, tmp_path)  # alone, each batch reads a table of its own sentences
+    population = Population(members, torch.device("cpu"), compile=False)
+    assert population.splits["train"].sentences.shape[1] == 0
+    ids, rows = population.step_tables(torch.zeros(2, 32, dtype=torch.long))  # 32 copies of each member's first question
+    assert rows.shape[:2] == (2, population_module.TABLE_ROUNDING) and ids.shape == (2, 32, population.splits["train"].story.shape[2])
+    assert_members_are_alone_runs(specs, tmp_path)  # alone, each batch reads a table of its own sentences too
+
+
+def test_members_match_alone_runs_where_a_step_table_would_not_pay_and_the_population_reads_slots(mixed, tmp_path, monkeypatch):
+    monkeypatch.setattr(StoryBatch, "read_by", lambda batch, rows: batch.without_table())
+    monkeypatch.setattr(population_module, "TABLE_ROUNDING", 10_000)  # more rows than a batch has slots
+    specs = [spec(mixed, 1, 0), spec(mixed, 2, 0)]
+    members = [Member(s, tmp_path / "probe", load_data(s.task)) for s in specs]
+    population = Population(members, torch.device("cpu"), compile=False)
+    assert population.step_tables(torch.zeros(2, 32, dtype=torch.long)) is None and population.whole_tables is None
+    assert_members_are_alone_runs(specs, tmp_path)
 
 
 def test_adam_members_match_alone_runs(babi_dir, tmp_path):
