@@ -5,9 +5,10 @@ side in one process.
 
 Joint bAbI has 3,039 distinct training sentences, more than the 1,600 slots of a batch of 32, so a population reads
 no whole sentence table (memnet.batches.StoryBatch.read_by). It builds one a step instead, of the batch's own
-sentences (Population.step_tables). Here the release's joint population (preset release-joint, 10 seeds, as
-`memnet bench` trains it) runs its compiled training step on the same random batches both ways, one thread, in
-interleaved rounds so that machine noise falls on both alike; the table's time includes building it.
+sentences (Population.step_tables). Here the population of the speed record's joint protocol (preset
+rpe-ls-rn-joint, 10 seeds, as `memnet bench` trains it: results/speed/speed.json) runs its compiled training
+step on the same random batches both ways, one thread, in interleaved rounds so that machine noise falls on both
+alike; the table's time includes building it.
 """
 
 import argparse
@@ -30,7 +31,7 @@ def main() -> None:
     parser.add_argument("--out", default="results/speed/step-tables.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    jobs, _ = bench.make_grid(Path("/nonexistent"), {"models": ["memn2n:release-joint"], "tasks": "all", "variants": ["en"],
+    jobs, _ = bench.make_grid(Path("/nonexistent"), {"models": ["memn2n:rpe-ls-rn-joint"], "tasks": "all", "variants": ["en"],
                                                      "modes": ["joint"], "repeats": 10}, {"model": {}, "train": {}, "task": {}},
                               args.data_dir)
     (unit,) = units.units_of(jobs, "population", workers=1)
