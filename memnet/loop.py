@@ -46,6 +46,12 @@ def loss_and_wrong(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Te
     return loss, wrong.reshape(len(target), -1).any(1)  # (), (b,)
 
 
+def objective_divisor(target: torch.Tensor, reduction: str) -> torch.Tensor | float:
+    """What a step divides its summed loss by before the gradient (TrainSpec.loss): 1, or the batch's targets
+    (padding, IGNORE_INDEX, left out; at least 1, so a batch of padding alone divides by 1)."""
+    return (target != IGNORE_INDEX).sum().clamp(min=1) if reduction == "mean" else 1.0
+
+
 def logits_of(model, batch: Batch, precision: str = "float32") -> torch.Tensor:
     """The logits of `model` (a module, or any call of batch -> Output: a population member's functional
     call), in float32. With precision "bfloat16" its forward (and so its backward) runs under torch.autocast:
@@ -129,7 +135,15 @@ def learning_rate(config: TrainSpec, epoch: int, main_from: int | None) -> float
     return config.lr * 0.5**halvings
 
 
+# AdaGrad's sums of squared gradients start here, not at 0: TensorFlow's AdagradOptimizer default, which the
+# query-reduction network's official code trains with (github seominjoon/qrn, babi/base_model.py)
+ADAGRAD_INITIAL = 0.1
+
+
 def make_optimizer(config: TrainSpec, model) -> torch.optim.Optimizer:
+    if config.optimizer == "adagrad":
+        return torch.optim.Adagrad(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
+                                   initial_accumulator_value=ADAGRAD_INITIAL)
     if config.optimizer == "adam":
         return torch.optim.Adam(model.parameters(), lr=config.lr)
     if config.optimizer == "adamw":

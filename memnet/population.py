@@ -33,8 +33,8 @@ from torch.func import functional_call, grad, vmap
 
 from memnet.batches import IGNORE_INDEX, Batch, draw_time_noise, noise_draws, noised_time
 from memnet.locks import hold
-from memnet.loop import (clip_scale, divergence, end_epoch, epoch_order, gradient_norms, learning_rate, logits_of, make_optimizer,
-                         percent_by_task, phase_of, resolve_device, summary_record, total_epochs)
+from memnet.loop import (ADAGRAD_INITIAL, clip_scale, divergence, end_epoch, epoch_order, gradient_norms, learning_rate, logits_of, make_optimizer,
+                         objective_divisor, percent_by_task, phase_of, resolve_device, summary_record, total_epochs)
 from memnet.models import POPULATION, build_model
 from memnet.progress import progress_bar
 from memnet.records import read_json, save_torch
@@ -45,10 +45,12 @@ from tasks.registry import TaskData
 
 EVAL_ROWS = 128  # rows per member in one evaluation call (splits are padded to a multiple of it)
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults, which single runs use
+ADAGRAD_EPS = 1e-10  # torch.optim.Adagrad's default
 # Dynamo counts the graphs of every population a process builds against the one step function they share
 # (and the one forward); past its default of 8 it would run the rest eagerly, with one warning. A bench
 # worker trains a unit after another, each of its own shapes, so the limit is raised while our steps run.
 RECOMPILE_LIMIT = 1024
+OPTIMIZER_STATE = {"m": "exp_avg", "v": "exp_avg_sq", "sum": "sum"}  # a member's moments by their names in torch's optimizers
 # Each step's own sentence table (Population.step_tables) has a multiple of this many rows a member: joint bAbI's
 # batches need 226 on average and at most 323 in 200 batches of 32, so its step compiles for 384 rows, rarely more
 TABLE_ROUNDING = 128
@@ -58,12 +60,12 @@ def population_key(spec: RunSpec) -> tuple | None:
     """Runs with the same key can train as one population; None: this model trains alone.
 
     The key holds what shapes the compiled step: the model and its config, the batch size, the
-    optimizer and its weight decay, the norm that clipping measures, the random-noise rule (its draws' width) and
-    the precision."""
+    optimizer and its weight decay, the norm that clipping measures, the random-noise rule (its draws' width), the
+    precision and the loss's reduction."""
     if spec.model.name not in POPULATION:
         return None
     return (spec.model.name, spec.model.config, spec.train.batch_size, spec.train.optimizer, spec.train.weight_decay,
-            spec.task.family, spec.train.clip_measure, spec.train.noise_rule, spec.train.precision)
+            spec.task.family, spec.train.clip_measure, spec.train.noise_rule, spec.train.precision, spec.train.loss)
 
 
 @dataclasses.dataclass
@@ -118,15 +120,15 @@ def pad_to(tensor: torch.Tensor, shape) -> torch.Tensor:
     return padded
 
 
-def member_loss(model, params, buffers, batch: Batch, answers: torch.Tensor, precision: str = "float32"):
-    """One member's summed loss (the gradient's target) and, as aux, the loss and per-row `wrong`.
-    `answers`: the classes this member scores (a 0-d count); logits past them are padding."""
+def member_loss(model, params, buffers, batch: Batch, answers: torch.Tensor, precision: str = "float32", reduction: str = "sum"):
+    """One member's objective (its summed loss, or its mean: TrainSpec.loss) and, as aux, the summed loss and per-row
+    `wrong`. `answers`: the classes this member scores (a 0-d count); logits past them are padding."""
     logits = logits_of(lambda rows: functional_call(model, (params, buffers), (rows,)), batch, precision)  # (b, V) or (b, t, V)
     columns = torch.arange(logits.shape[-1], device=logits.device)  # a model's logits may be wider than its classes
     logits = logits.masked_fill(columns >= answers, float("-inf"))  # answers past the member's own
     loss = F.cross_entropy(logits.flatten(0, -2), batch.target.flatten(), ignore_index=IGNORE_INDEX, reduction="sum")
     wrong = ((logits.argmax(-1) != batch.target) & (batch.target != IGNORE_INDEX)).reshape(len(batch.target), -1).any(1)
-    return loss, (loss.detach(), wrong)
+    return loss / objective_divisor(batch.target, reduction), (loss.detach(), wrong)
 
 
 def rows_of(data: Batch, index: torch.Tensor) -> Batch:
@@ -136,10 +138,11 @@ def rows_of(data: Batch, index: torch.Tensor) -> Batch:
 
 
 def make_step(model, optimizer: str, clip_measure: str = "frobenius", noise_rule: str = "gaps", precision: str = "float32",
-              weight_decay: float = 0.0):
+              weight_decay: float = 0.0, reduction: str = "sum"):
     """The population's training step: gather each member's batch, add its noise, vmap(grad), clip, update
-    (adamw: the weight decay as torch.optim.AdamW's, lr * weight_decay * weight, beside Adam's step)."""
-    gradients = vmap(grad(lambda *args: member_loss(model, *args, precision=precision), has_aux=True))
+    (adamw: the weight decay as torch.optim.AdamW's, lr * weight_decay * weight, beside Adam's step; adagrad: as
+    torch.optim.Adagrad's, weight_decay * weight added to the gradient before its squares are summed)."""
+    gradients = vmap(grad(lambda *args: member_loss(model, *args, precision=precision, reduction=reduction), has_aux=True))
 
     def step(params, moments, buffers, train, index, count, gap, noisy, answers, lr, clip, active, tables=None):
         batch = rows_of(train, index)  # (p, b, ...)
@@ -160,6 +163,8 @@ def make_step(model, optimizer: str, clip_measure: str = "frobenius", noise_rule
             if optimizer in ("adam", "adamw"):
                 g, new_moments[name] = adam_direction(g, moments[name], active)
                 g = g + weight_decay * value
+            elif optimizer == "adagrad":
+                g, new_moments[name] = adagrad_direction(g + weight_decay * value, moments[name], active)
             new_params[name] = torch.where(active.view(-1, *[1] * (g.dim() - 1)), value - step_size * g, value)
         return new_params, new_moments, loss, wrong
 
@@ -177,6 +182,14 @@ def adam_direction(g, moment: dict, active):
     t = steps.clamp(min=1).view(shape)
     direction = (m / (1 - beta1**t)) / ((v / (1 - beta2**t)).sqrt() + ADAM_EPS)
     return direction, {"m": m, "v": v, "step": steps}
+
+
+def adagrad_direction(g, moment: dict, active):
+    """torch.optim.Adagrad's update direction for each member (lr applied by the caller): the gradient over the root
+    of its summed squares; the sums only move for active members."""
+    keep = active.view(-1, *[1] * (g.dim() - 1))
+    total = torch.where(keep, moment["sum"] + g * g, moment["sum"])
+    return g / (total.sqrt() + ADAGRAD_EPS), {"sum": total, "step": moment["step"] + active.to(moment["step"].dtype)}
 
 
 def make_forward(model, precision: str = "float32"):
@@ -239,6 +252,9 @@ class Population:
         if self.config.optimizer in ("adam", "adamw"):
             self.moments = {name: {"m": torch.zeros_like(value), "v": torch.zeros_like(value),
                                    "step": torch.zeros(len(members), device=device)} for name, value in self.params.items()}
+        if self.config.optimizer == "adagrad":
+            self.moments = {name: {"sum": torch.full_like(value, ADAGRAD_INITIAL), "step": torch.zeros(len(members), device=device)}
+                            for name, value in self.params.items()}
         # a model may score more classes than the data has (MemN2N's release answers score its time words)
         classes = [getattr(model, "output_classes", member.data.sizes.num_classes) for model, member in zip(models, members)]
         self.answers = torch.tensor(classes, device=device)  # (p,)
@@ -253,7 +269,7 @@ class Population:
                 self.whole_tables = stacked.sentences  # (p, S, w)
         self.table_rows = 0  # rows of each step's own table (0: none); grows as a batch needs more (`step_tables`)
         self.step = compiled(make_step(self.template, self.config.optimizer, self.config.clip_measure, self.config.noise_rule,
-                                       self.config.precision, self.config.weight_decay), compile)
+                                       self.config.precision, self.config.weight_decay, self.config.loss), compile)
         self.forward = compiled(make_forward(self.template, self.config.precision), compile)
 
     # -- one member's state, in the single-run format (memnet.train.checkpoint), both ways ----------
@@ -282,13 +298,12 @@ class Population:
                  for name, shape in self.shapes[k].items()}
         model.load_state_dict(state)
         optimizer = make_optimizer(member.spec.train, model)
-        if self.moments:
-            for name, parameter in model.named_parameters():
-                moment, crop = self.moments[name], tuple(slice(0, size) for size in self.shapes[k][name])
-                if moment["step"][k] > 0:
-                    optimizer.state[parameter] = {"step": moment["step"][k].detach().cpu(),
-                                                  "exp_avg": moment["m"][k][crop].detach().cpu().clone(),
-                                                  "exp_avg_sq": moment["v"][k][crop].detach().cpu().clone()}
+        for name, parameter in model.named_parameters():
+            moment, crop = self.moments.get(name), tuple(slice(0, size) for size in self.shapes[k][name])
+            if moment is not None and moment["step"][k] > 0:  # torch's optimizer state: Adam's from its first step, AdaGrad's always
+                optimizer.state[parameter] = {"step": moment["step"][k].detach().cpu(),
+                                              **{torch_name: moment[ours][k][crop].detach().cpu().clone()
+                                                 for ours, torch_name in OPTIMIZER_STATE.items() if ours in moment}}
         return model, optimizer
 
     def load_member(self, k: int, model, optimizer) -> None:
@@ -297,8 +312,9 @@ class Population:
             self.params[name][crop] = parameter.detach().to(self.device)
             if self.moments and parameter in optimizer.state:
                 saved = optimizer.state[parameter]
-                self.moments[name]["m"][crop] = saved["exp_avg"].to(self.device)
-                self.moments[name]["v"][crop] = saved["exp_avg_sq"].to(self.device)
+                for ours, torch_name in OPTIMIZER_STATE.items():
+                    if ours in self.moments[name]:
+                        self.moments[name][ours][crop] = saved[torch_name].to(self.device)
                 self.moments[name]["step"][k] = float(saved["step"])
 
     def save(self, k: int) -> None:

@@ -28,7 +28,7 @@ import torch
 from memnet.batches import Batch
 from memnet.locks import hold
 from memnet.loop import (Diverged, clip_each, divergence, end_epoch, epoch_order, learning_rate, logits_of, loss_and_wrong,
-                         make_optimizer, percent_by_task, phase_of, resolve_device, summary_record, total_epochs)
+                         make_optimizer, objective_divisor, percent_by_task, phase_of, resolve_device, summary_record, total_epochs)
 from memnet.models import build_model
 from memnet.progress import progress_bar
 from memnet.records import (check_output_folder, code_identity, environment, load_checkpoint, read_json, read_jsonl, save_torch,
@@ -40,13 +40,14 @@ from tasks.registry import TaskData, load
 
 
 def train_step(model, optimizer, batch: Batch, clip_norm: float, clip_measure: str = "frobenius",
-               precision: str = "float32") -> tuple[float, torch.Tensor]:
+               precision: str = "float32", reduction: str = "sum") -> tuple[float, torch.Tensor]:
+    """One update; returns the batch's summed loss and its `wrong` mask. `reduction`: TrainSpec.loss."""
     model.train()
     loss, wrong = loss_and_wrong(logits_of(model, batch, precision), batch.target)
     if not torch.isfinite(loss):
         raise Diverged(f"loss became {loss.item()}")
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    (loss / objective_divisor(batch.target, reduction)).backward()
     if clip_norm:
         clip_each(model, clip_norm, clip_measure)
     optimizer.step()
@@ -79,7 +80,7 @@ def train_epoch(model, optimizer, train: Batch, config: TrainSpec, shuffle: torc
         batch = train.select(index)
         if config.random_noise:
             batch = batch.with_time_noise(noise, memory_size, config.noise_rule)
-        loss, wrong = train_step(model, optimizer, batch, config.clip_norm, config.clip_measure, config.precision)
+        loss, wrong = train_step(model, optimizer, batch, config.clip_norm, config.clip_measure, config.precision, config.loss)
         losses.append(loss)
         wrongs.append(wrong)
     wrong = torch.cat(wrongs)

@@ -100,7 +100,11 @@ def sentences_of(job: Job) -> int:
 # to its compiled population steps on bAbI 1k, timed ad hoc on the 2-core CPU (about 20 ms a member-step at 50
 # slots and 2-4 ms at 10-16, where MemN2N's took 1.6 ms at 50 x 6); the split needs only the ratios roughly right.
 TABLE_SLOT_SHARE = 0.45
-STEP_WORK = {"storyformer": lambda slots, words, table: slots * (slots + 50)}
+# The query-reduction network's decays are a slots x slots matrix a layer and direction: its compiled population of 10
+# on bAbI 1k took 4.04 ms a member-step at 50 slots and 0.52 ms at 10 (with the sentence table; timed ad hoc on the
+# 2-core CPU, one thread), which slots * (slots + 60) / 7 puts in the units of MemN2N's lookups.
+STEP_WORK = {"storyformer": lambda slots, words, table: slots * (slots + 50),
+             "qrn": lambda slots, words, table: slots * (slots + 60) / 7}
 
 
 def lookups(slots: int, words: int, table: float | None) -> float:

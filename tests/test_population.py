@@ -84,7 +84,7 @@ def test_a_member_is_the_run_it_would_be_alone(mixed, tmp_path):
     config = json.loads((tmp_path / "member-1" / "config.json").read_text())
     assert config["spec"] == specs[1].to_dict() and config["engine"]["members"] == 3
     recorded = json.loads((tmp_path / "member-1" / "summary.json").read_text())["population"]  # what a benchmark's time was
-    assert recorded["members"] == 3 and recorded["first_step_seconds"] > 0
+    assert recorded["members"] == 3 and recorded["first_step_seconds"] >= 0  # an eager first step of a tiny model can round to 0.00
     assert "population" not in json.loads((tmp_path / "alone-1" / "summary.json").read_text())
 
 

@@ -122,7 +122,7 @@ def test_train_command_end_to_end(babi_dir, tmp_path):
 
 @pytest.mark.parametrize("flags, message", [
     (["--model", "transformer"], "invalid choice"),
-    (["--optimizer", "rmsprop"], "train.optimizer: should be 'sgd', 'adam' or 'adamw' (got 'rmsprop')"),
+    (["--optimizer", "rmsprop"], "train.optimizer: should be 'sgd', 'adam', 'adamw' or 'adagrad' (got 'rmsprop')"),
     (["-o", "heads=4"], "model memn2n.heads: unknown option; valid options are"),
     (["--variant", "en-20k"], "no bAbI folder 'en-20k'"),
 ])

@@ -100,7 +100,8 @@ def word_weights(words: torch.Tensor, encoding: str, width) -> tuple[torch.Tenso
     """The encodings' weights as l_kj = alpha_j + slope_k * beta_j: alpha (..., w) and beta (..., w), or None.
 
     position (sec. 4.1): (1 - j/J) - (k/d)(1 - 2j/J): alpha = 1 - j/J, beta = 1 - 2j/J, slope = -k/d,
-    J the sentence's own length. position-release: 1 + 4 (k - (d+1)/2)(j - (J+1)/2) / (d J):
+    J the sentence's own length; position-fixed: the same with J the data's fixed width (the query-reduction
+    network's PositionEncoder, github seominjoon/qrn). position-release: 1 + 4 (k - (d+1)/2)(j - (J+1)/2) / (d J):
     alpha = 1, beta = (j - (J+1)/2) / J, slope = 4 (k - (d+1)/2) / d, J the data's fixed width.
     bow: alpha = 1. Tested against `position_encoding` and `release_position_encoding`.
     """
@@ -111,13 +112,15 @@ def word_weights(words: torch.Tensor, encoding: str, width) -> tuple[torch.Tenso
         return 1 - j / length, 1 - 2 * j / length
     if encoding == "position-release":
         return ones, ones * (j - (width + 1) / 2) / width
+    if encoding == "position-fixed":
+        return ones * (1 - j / width), ones * (1 - 2 * j / width)
     return ones, None
 
 
 def slope(encoding: str, dim: int, device) -> torch.Tensor:
     """slope_k of `word_weights`: (d,)."""
     k = torch.arange(1, dim + 1, device=device).float()
-    return -k / dim if encoding == "position" else 4 * (k - (dim + 1) / 2) / dim
+    return -k / dim if encoding in ("position", "position-fixed") else 4 * (k - (dim + 1) / 2) / dim
 
 
 class MemN2N(nn.Module):
