@@ -100,7 +100,10 @@ def sentences_of(job: Job) -> int:
 # to its compiled population steps on bAbI 1k, timed ad hoc on the 2-core CPU (about 20 ms a member-step at 50
 # slots and 2-4 ms at 10-16, where MemN2N's took 1.6 ms at 50 x 6); the split needs only the ratios roughly right.
 TABLE_SLOT_SHARE = 0.45
-STEP_WORK = {"storyformer": lambda slots, words, table: slots * (slots + 50)}
+# The Universal Transformer (preset ut's size, 4 steps) took 1.8-1.9 times the storyformer's eager forward and backward
+# at 10, 20 and 50 slots (batch 32, one thread, timed ad hoc; its compiled population step not timed).
+STEP_WORK = {"storyformer": lambda slots, words, table: slots * (slots + 50),
+             "ut": lambda slots, words, table: 1.8 * slots * (slots + 50)}
 
 
 def lookups(slots: int, words: int, table: float | None) -> float:

@@ -105,7 +105,7 @@ def test_a_model_asked_for_a_task_it_cannot_read_names_the_models_that_can(capsy
     assert err == ("memnet train: error: memn2n reads stories (bAbI); task 'reverse' gives sequence-to-sequence pairs "
                    "(copy, reverse, sort): use --model seq2seq")
     err = refused(capsys, ["train", "--model", "seq2seq", "--task", "babi:1", "--out", str(tmp_path / "run")])
-    assert err.endswith("use --model memn2n, gmemn2n, lstm, gru, rnn, attentive or storyformer")
+    assert err.endswith("use --model memn2n, gmemn2n, lstm, gru, rnn, attentive, storyformer or ut")
     assert not (tmp_path / "run").exists()
 
 

@@ -14,6 +14,7 @@ from memnet.models.memn2n import MemN2N, MemN2NConfig
 from memnet.models.recurrent import GRUConfig, LSTMConfig, Recurrent, RNNConfig
 from memnet.models.seq2seq import Seq2Seq, Seq2SeqConfig
 from memnet.models.story_transformer import StoryTransformer, StoryTransformerConfig
+from memnet.models.universal_transformer import UniversalTransformer, UniversalTransformerConfig
 
 MODELS = {
     "memn2n": (MemN2NConfig, MemN2N),
@@ -23,16 +24,17 @@ MODELS = {
     "rnn": (RNNConfig, Recurrent),
     "attentive": (AttentiveConfig, Attentive),
     "storyformer": (StoryTransformerConfig, StoryTransformer),  # a small transformer over sentence vectors
+    "ut": (UniversalTransformerConfig, UniversalTransformer),  # Dehghani et al. 2019: one block, recurrent, ACT halting
     "seq2seq": (Seq2SeqConfig, Seq2Seq),
 }
 # what each model's forward reads, by the kind of data a task family gives (memnet.spec.FAMILY_DATA): a model asked
 # to train on another kind is refused before any data loads, naming the models that read it
 READS = {
-    "memn2n": ("stories",), "gmemn2n": ("stories",), "attentive": ("stories",), "storyformer": ("stories",),
+    "memn2n": ("stories",), "gmemn2n": ("stories",), "attentive": ("stories",), "storyformer": ("stories",), "ut": ("stories",),
     "lstm": ("stories", "sequences"), "gru": ("stories", "sequences"), "rnn": ("stories", "sequences"),
     "seq2seq": ("pairs",),
 }
-POPULATION = {"memn2n", "gmemn2n", "storyformer"}  # models whose forward vmaps over members (no shapes read from the data): memnet.population
+POPULATION = {"memn2n", "gmemn2n", "storyformer", "ut"}  # models whose forward vmaps over members (no shapes read from the data): memnet.population
 LINEAR_START = {"memn2n", "gmemn2n"}  # models whose memory softmax linear start can remove (they have `use_softmax`)
 def model_config(name: str, options: dict):
     """The config of model `name` with user `options` over its defaults.
