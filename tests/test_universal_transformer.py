@@ -222,3 +222,6 @@ def test_a_short_run_of_the_cpu_preset_on_generated_tasks_learns_task_1_and_is_i
     assert summary["test_error"]["all"] < 10, summary["test_error"]  # chance: 5 answers in 6 wrong
     report = split_support(load_run(out), "test")
     assert report and all(len(shares) == 4 for shares in report.values())  # one read per step
+    shown = subprocess.run([sys.executable, "-m", "memnet.cli", "inspect", str(out)], capture_output=True, text=True,
+                           env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert shown.returncode == 0 and "step 4" in shown.stdout and "steps" in shown.stdout, shown.stderr
