@@ -12,7 +12,8 @@ h heads, e head size (d / h), n tokens (1 + m: the question, then the sentences)
                     p^t = sigmoid(w . x + c)                       (b, n)     the halting unit
                     h^t = x + MultiHead(LN(x)) ; h^t += FFN(LN(h^t))          on the positions still running; a halted
                                                                               position keeps its state (sec. 2.2)
-    y = sum_t a^t h^t                                              (b, n, d)  a^t: ACT's weights, summing to 1 (below)
+    y = sum_t a^t h^t                                              (b, n, d)  a^t: ACT's weights, summing to 1 (below);
+                                                                              halting="fixed": y = h^T
     logits = W LN(y_0)                                             (b, V)
 
 Sec. 3.1: "we encode each fact in the story by applying a learned multiplicative positional mask to each word's
@@ -22,19 +23,20 @@ t2t_usr_dir/babi_transformer.py) gives the story and the question masks of their
 the question after the story; here it comes first, so the answer reads token 0 (the paper does not say how the answer
 is read: the port's class-label head of tensor2tensor averages every position; we read the question's state, as the
 storyformer does). Every token attends over the valid tokens, the question's included; `Output.attention` holds the
-question's weights on the sentences per step, averaged over heads: (b, T, m). They leave out what it puts on itself,
-so a row sums to less than 1 (`ATTENTION_SUMS_TO_ONE = False`: no "empty memories" share is shown for it).
+question's weights on the sentences per step, averaged over heads: (b, T, m), a row of zeros at the steps after the
+question halted. They leave out what it puts on itself, so a row sums to less than 1 (`ATTENTION_SUMS_TO_ONE = False`:
+no "empty memories" share is shown for it).
 
 ACT, per position, with a fixed number of steps T and masks (no loop that stops on a value, so the forward vmaps
 and compiles: memnet.population): a position runs while the sum of its halting probabilities stays below
 1 - act_threshold; at the step N where the sum would reach it (or at step T) it halts with the remainder
 R = 1 - sum_{t<N} p^t. Its output is the mix with weights p^1 .. p^(N-1), R, and its ponder cost N + R, whose mean
 over the valid tokens, times `ponder_weight`, is the example's `Output.penalty` (added to the loss by the training
-loop). `Output.steps` (b, m) is N + R per sentence. Two places where tensor2tensor's `universal_transformer_act`
-(universal_transformer_util.py) differs from the paper's text, and which this file follows: it mixes the step states
-by interpolation (s <- a h + (1 - a) s) where ACT takes the weighted sum, and it keeps transforming a halted position
-(others then read its new states) where the paper copies its state; like it, the halting unit reads the step's input
-x and its bias starts at 1 (`act_halting_bias_init`).
+loop). `Output.steps` (b, m) is N + R per sentence. Tensor2tensor's `universal_transformer_act`
+(universal_transformer_util.py) differs from the texts in two places, where this file follows the texts: it mixes the
+step states by interpolation (s <- a h + (1 - a) s) where ACT takes their weighted sum, and it keeps transforming a
+halted position (the others then read its new states) where the paper copies its state. This file does as it does in
+two others: the halting unit reads the step's input x, and its bias starts at 1 (`act_halting_bias_init`).
 
 Registered as `ut`; presets `ut` (the CPU size) and `ut-paper`, `ut-paper-act` (the authors' size) in memnet.presets:
 
@@ -139,7 +141,7 @@ class UniversalTransformer(nn.Module):
         """The T steps over tokens (b, n, d), of which `valid` (b, n) may be read; with ACT, each position's halting."""
         T, act = self.config.steps, self.config.halting == "act"
         n = tokens.shape[1]
-        where = sinusoid(torch.arange(1, n + 1, device=tokens.device), self.config.dim)  # (n, d) P(i), tokens from 1
+        places = sinusoid(torch.arange(1, n + 1, device=tokens.device), self.config.dim)  # (n, d) P(i), tokens from 1
         h = tokens  # (b, n, d)
         mix = torch.zeros_like(h)  # (b, n, d)
         total = h.new_zeros(h.shape[:2])  # (b, n) halting probability so far
@@ -147,20 +149,20 @@ class UniversalTransformer(nn.Module):
         ponder = h.new_zeros(h.shape[:2])  # (b, n) N + R
         weights, reads = [], []
         for t in range(1, T + 1):
-            x = h + where + sinusoid(torch.tensor(t, device=h.device), self.config.dim)  # (b, n, d) coordinates (eq. 4)
+            x = h + places + sinusoid(torch.tensor(t, device=h.device), self.config.dim)  # (b, n, d) coordinates (eq. 4)
             stepped, attention = self.block(x, valid)  # (b, n, d), (b, h, n, n)
             if act:
                 p = torch.sigmoid(self.halt(x)).squeeze(-1)  # (b, n)
                 weight, total, ponder, halted_now = act_step(p, total, running, ponder, self.config.act_threshold, t == T)
-                read_now = running  # the positions that take this step
+                taking = running  # the positions that take this step
                 running = running & ~halted_now
             else:
                 weight = torch.full_like(total, float(t == T))  # the last step's state alone
-                read_now = torch.ones_like(running)
-            h = torch.where(read_now[..., None], stepped, h)  # a halted position keeps its state (sec. 2.2)
+                taking = torch.ones_like(running)
+            h = torch.where(taking[..., None], stepped, h)  # a halted position keeps its state (sec. 2.2)
             mix = mix + weight[..., None] * h
             weights.append(weight)
-            reads.append(attention[:, :, 0, 1:].mean(1) * read_now[:, :1])  # (b, m) the question's read, over heads
+            reads.append(attention[:, :, 0, 1:].mean(1) * taking[:, :1])  # (b, m) the question's read, over heads
         if not act:
             ponder = torch.full_like(total, float(T))
         return Recurrence(mix, torch.stack(weights, 1), ponder, torch.stack(reads, 1))
