@@ -53,9 +53,11 @@ def ask(run: Run, story: str, question: str) -> dict:
     """The run's answer to a typed story and question.
 
     Returns {"answer", "top": [(answer, probability)] (the 5 most probable), "hops": per hop a weight
-    per kept sentence, "empty": per hop the weight on the empty memories, "sentences": the kept
-    sentences and "question" as the run read them, "dropped": how many older sentences did not fit in
-    the memory, "memory_size"}.
+    per kept sentence, "row": the word naming one of those rows ("hop"; "layer", "step" for models that say so:
+    memnet.models.output), "empty": per hop the weight on the empty memories (empty where the model's rows are
+    not distributions over them), "steps": the steps each kept sentence took (None unless the model reports them),
+    "sentences": the kept sentences and "question" as the run read them, "dropped": how many older sentences did
+    not fit in the memory, "memory_size"}.
     A model without attention (the LSTM) answers with "hops" and "empty" empty.
     """
     sentences, asked = read_story(story), tokenize(question)
@@ -70,8 +72,8 @@ def ask(run: Run, story: str, question: str) -> dict:
     # no true answer: PAD stands in, so that encoding counts no unknown word
     example = Example(story=sentences, question=asked, answer=PAD, supporting=(), task=0, story_id=0, source="typed")
     shown = describe(run, encode([example], run.data.vocab, memory), [example], [None])[0]
-    return {"answer": shown["predicted"], "top": shown["top"], "hops": shown["attention"] or [],
-            "empty": shown["empty"] or [], "sentences": shown["sentences"], "question": shown["question"],
+    return {"answer": shown["predicted"], "top": shown["top"], "hops": shown["attention"] or [], "row": shown["row"],
+            "empty": shown["empty"] or [], "steps": shown["steps"], "sentences": shown["sentences"], "question": shown["question"],
             "dropped": max(0, len(sentences) - memory), "memory_size": memory}
 
 

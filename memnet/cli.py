@@ -235,8 +235,9 @@ def run_bench(args) -> None:
 
 def add_inspect_parser(commands) -> None:
     parser = commands.add_parser("inspect", help="show a trained run's attention over story sentences",
-                                 description="Print per-hop attention over a story; write it as HTML or PNG; or measure "
-                                             "how often each hop attends to a supporting fact (--report).")
+                                 description="Print per-hop attention over a story (per layer, per step: as the model names its "
+                                             "rows); write it as HTML or PNG; or measure how often each hop attends to a "
+                                             "supporting fact (--report).")
     parser.add_argument("run_dir", help="a run directory written by memnet train (or a folder of its repeats)")
     parser.add_argument("--split", default="test", choices=["train", "valid", "test"])
     parser.add_argument("--index", type=int, help="which example of the split")

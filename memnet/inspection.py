@@ -4,6 +4,11 @@
 by task and verdict; `attend` runs the model on chosen examples (`describe` on any encoded ones, such
 as a story typed into `memnet serve`); the `render_*` functions show the result in the terminal, as an
 HTML page or as a PNG heatmap; `support_report` measures how often each hop's most-attended sentence is a supporting fact.
+
+A row of attention is a MemN2N hop unless the model says otherwise (memnet.models.output: `ATTENTION_ROW` names it,
+"layer", "step", ...; `ATTENTION_SUMS_TO_ONE` False means its rows are no distribution over the sentences and the
+empty memories, so no empty share is shown). A model that reports the steps each sentence took (`Output.steps`, the
+Universal Transformer's adaptive halting) gets a "steps" column.
 """
 
 import html
@@ -14,7 +19,7 @@ import torch
 
 from memnet.batches import IGNORE_INDEX, DataSizes
 from memnet.models import build_model, model_config
-from memnet.models.output import Output
+from memnet.models.output import Output, attention_row, attention_sums_to_one
 from memnet.records import load_checkpoint, read_json, write_atomic, write_json
 from memnet.run_record import CHECKPOINT, SUMMARY, is_finished, summary_of
 from tasks.registry import TaskData, load
@@ -80,14 +85,16 @@ def attend(run: Run, split: str, indices: list[int]) -> list[dict]:
 @torch.no_grad()
 def describe(run: Run, batch, examples: list, indices: list) -> list[dict]:
     """`attend`'s view of any encoded bAbI examples (a split's rows, or a story someone typed): the
-    model's answer, its `TOP` most probable answers, and per-hop attention (None for a model without it)."""
+    model's answer, its `TOP` most probable answers, per-hop attention (None for a model without it) with the word
+    naming a row ("row": "hop", "layer", "step", ...), the weight on the empty memories per row (None where the
+    model's rows are not distributions over them), and the steps each sentence took (None unless the model says)."""
     out = run.model(batch)
     vocab, memory = run.data.vocab, run.data.sizes.memory_size
     # answers are words; a model may score more classes (MemN2N's release answers score its time words), never answers
     out = out._replace(logits=out.logits[..., : len(vocab)])
     probabilities = out.logits.softmax(-1)  # (n, classes)
     best, best_ids = probabilities.topk(min(TOP, probabilities.shape[-1]), -1)  # (n, TOP)
-    shown = []
+    label, sums_to_one, shown = attention_row(run.model), attention_sums_to_one(run.model), []
     for row, (index, example) in enumerate(zip(indices, examples)):
         sentences = [" ".join(words) for words in example.story[-memory:]]
         supporting = {slot for slot in batch.supporting[row].tolist() if slot >= 0}
@@ -99,7 +106,9 @@ def describe(run: Run, batch, examples: list, indices: list) -> list[dict]:
             "top": [(vocab.words[i], round(p, 4)) for i, p in zip(best_ids[row].tolist(), best[row].tolist())],
             "supporting": sorted(supporting),
             "attention": None if attention is None else attention.tolist(),  # (hops, sentences)
-            "empty": None if attention is None else empty_share(out.attention[row]).tolist(),  # (hops,)
+            "row": label,
+            "empty": None if attention is None or not sums_to_one else empty_share(out.attention[row]).tolist(),  # (hops,)
+            "steps": None if out.steps is None else out.steps[row, : len(sentences)].tolist(),  # (sentences,)
         })
     return shown
 
@@ -118,7 +127,7 @@ def split_support(run: Run, split: str) -> dict[str, list[float]]:
     if attention is None:
         raise ValueError(f"model {type(run.model).__name__} returns no attention over story sentences")
     stories = run.data.splits[split]
-    return support_report(attention, stories.supporting, stories.task)
+    return support_report(attention, stories.supporting, stories.task, attention_sums_to_one(run.model))
 
 
 def choose(run: Run, split: str, index: int | None, task: int | None, wrong: bool, count: int) -> list[int]:
@@ -165,16 +174,19 @@ def empty_share(attention: torch.Tensor) -> torch.Tensor:
 
 
 def shows_empty(example: dict) -> bool:
-    """Whether a hop put visible weight on empty memories (so a row for them is worth showing)."""
-    return max(example.get("empty", [0.0])) >= 0.005
+    """Whether a hop put visible weight on empty memories (so a row for them is worth showing); never for a
+    model whose rows are not distributions over them ("empty" None)."""
+    return max(example.get("empty") or [0.0]) >= 0.005
 
 
 def render_terminal(example: dict) -> str:
-    hops = len(example["attention"])
+    hops, row, steps = len(example["attention"]), example.get("row", "hop"), example.get("steps")
     lines = [f"example {example['index']} (task {example['task']}, {example['source']})",
-             "     " + "".join(f"{'hop ' + str(h + 1):<17}" for h in range(hops)) + "sentence   (* = supporting fact)"]
+             "     " + "".join(f"{row + ' ' + str(h + 1):<17}" for h in range(hops)) + ("steps  " if steps else "")
+             + "sentence   (* = supporting fact)"]
     for slot, sentence in enumerate(example["sentences"]):
         cells = "".join(f"{bar(example['attention'][h][slot])} {example['attention'][h][slot]:.2f}  " for h in range(hops))
+        cells += f"{steps[slot]:>5.2f}  " if steps else ""
         mark = "*" if slot in example["supporting"] else " "
         lines.append(f"{slot + 1:>3} {mark}{cells}{sentence}")
     if shows_empty(example):
@@ -186,14 +198,16 @@ def render_terminal(example: dict) -> str:
 
 
 def render_html(examples: list[dict], title: str) -> str:
-    """A self-contained page: per example, one table per hop, colour intensity by weight."""
+    """A self-contained page: per example, one table per hop (or layer, step: the model's rows), colour intensity by
+    weight, and a table of the steps each sentence took where the model gives them."""
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>"
              "body{font-family:sans-serif;margin:2em;max-width:70em} table{border-collapse:collapse;margin:.5em 1em 1em 0;display:inline-table;vertical-align:top}"
              "td,th{border:1px solid #ccc;padding:2px 6px;font-size:14px} .support{font-weight:bold} .w{text-align:right;width:3.5em}"
              ".right{color:#070} .wrong{color:#b00}</style></head><body>",
-             f"<h1>{html.escape(title)}</h1><p>Attention of every hop over the story sentences; darker is more weight. "
-             "Supporting facts are in bold and marked ★.</p>"]
+             f"<h1>{html.escape(title)}</h1><p>Attention of every {html.escape(examples[0].get('row', 'hop') if examples else 'hop')} "
+             "over the story sentences; darker is more weight. Supporting facts are in bold and marked ★.</p>"]
     for example in examples:
+        row = html.escape(example.get("row", "hop"))
         verdict = "right" if example["predicted"] == example["answer"] else "wrong"
         parts.append(f"<h2>Example {example['index']} (task {example['task']})</h2>"
                      f"<p>Question: <b>{html.escape(example['question'])}?</b> Predicted: <b class='{verdict}'>"
@@ -208,7 +222,12 @@ def render_html(examples: list[dict], title: str) -> str:
                 weight = example["empty"][hop]
                 rows += (f"<tr><td class='w' style='background:rgba(220,50,30,{weight:.3f})'>{weight:.2f}</td>"
                          "<td><i>(empty memories: read nothing)</i></td></tr>")
-            parts.append(f"<table><tr><th colspan=2>hop {hop + 1}</th></tr>{rows}</table>")
+            parts.append(f"<table><tr><th colspan=2>{row} {hop + 1}</th></tr>{rows}</table>")
+        if example.get("steps"):
+            rows = "".join(f"<tr class='{'support' if slot in example['supporting'] else ''}'><td class='w'>{steps:.2f}</td>"
+                           f"<td>{'★ ' if slot in example['supporting'] else ''}{html.escape(sentence)}</td></tr>"
+                           for slot, (sentence, steps) in enumerate(zip(example["sentences"], example["steps"])))
+            parts.append(f"<table><tr><th>steps</th><th>sentence</th></tr>{rows}</table>")
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -238,7 +257,7 @@ def save_figure(figure, path: str | Path) -> None:
 
 
 def render_png(example: dict, path: str | Path) -> None:
-    """A heatmap of attention, sentences down the side and hops across, supporting facts starred."""
+    """A heatmap of attention, sentences down the side and hops (the model's rows) across, supporting facts starred."""
     plt = pyplot()
     weights = torch.tensor(example["attention"]).T  # (sentences, hops)
     labels = [("★ " if slot in example["supporting"] else "") + sentence for slot, sentence in enumerate(example["sentences"])]
@@ -247,7 +266,7 @@ def render_png(example: dict, path: str | Path) -> None:
         labels.append("(empty memories)")
     figure, axes = plt.subplots(figsize=(3 + 0.9 * weights.shape[1] + 0.07 * max(map(len, labels)), 1.2 + 0.3 * len(labels)))
     image = axes.imshow(weights, cmap="Reds", vmin=0, vmax=1, aspect="auto")
-    axes.set_xticks(range(weights.shape[1]), [f"hop {h + 1}" for h in range(weights.shape[1])])
+    axes.set_xticks(range(weights.shape[1]), [f"{example.get('row', 'hop')} {h + 1}" for h in range(weights.shape[1])])
     axes.set_yticks(range(len(labels)), labels)
     for (row, col), weight in zip(((r, c) for r in range(weights.shape[0]) for c in range(weights.shape[1])), weights.flatten()):
         axes.text(col, row, f"{weight:.2f}", ha="center", va="center", fontsize=8, color="white" if weight > 0.5 else "black")
@@ -302,15 +321,19 @@ def render_alignment_png(example: dict, path: str | Path) -> None:
 
 
 @torch.no_grad()
-def support_report(attention: torch.Tensor, supporting: torch.Tensor, task: torch.Tensor) -> dict[str, list[float]]:
+def support_report(attention: torch.Tensor, supporting: torch.Tensor, task: torch.Tensor,
+                   sums_to_one: bool = True) -> dict[str, list[float]]:
     """Per task (and 'all'), per hop: the fraction of examples whose most-attended slot is a supporting fact.
 
     attention (n, hops, m), supporting (n, s) slots with -1 for none, task (n,). Examples with no
     supporting fact in memory are left out. MemN2N's empty memories hold the weight missing from a
     row; a hop that puts more on them than on any sentence read nothing, so it counts as a miss.
+    With `sums_to_one` False (the model's `ATTENTION_SUMS_TO_ONE`: its rows are gates, or weights that
+    also fall outside the sentences) a row's most-weighted sentence counts alone; a row of zeros (a
+    halted Universal Transformer's step) read nothing and is a miss.
     """
     top_weight, top = attention.max(-1)  # (n, hops)
-    reads_a_sentence = top_weight >= empty_share(attention)
+    reads_a_sentence = top_weight >= empty_share(attention) if sums_to_one else top_weight > 0
     hit = (top[:, :, None] == supporting[:, None, :]).any(-1) & reads_a_sentence  # (n, hops)
     has_support = (supporting >= 0).any(-1)  # (n,)
     report = {}
@@ -323,9 +346,11 @@ def support_report(attention: torch.Tensor, supporting: torch.Tensor, task: torc
 def run_report(run: Run, split: str) -> dict[str, list[float]]:
     report = split_support(run, split)
     write_json(run.path / f"attention_report_{split}.json", report)
-    lines = [f"Share of {split} questions whose most-attended sentence is a supporting fact, per hop "
-             "(a hop that weighs the empty memories above every sentence counts as a miss)", "",
-             "| task | " + " | ".join(f"hop {h + 1}" for h in range(len(report["all"]))) + " |",
+    row = attention_row(run.model)
+    miss = (f" (a {row} that weighs the empty memories above every sentence counts as a miss)" if attention_sums_to_one(run.model)
+            else f" (its most-weighted sentence; a {row} that weighs none counts as a miss)")
+    lines = [f"Share of {split} questions whose most-attended sentence is a supporting fact, per {row}{miss}", "",
+             "| task | " + " | ".join(f"{row} {h + 1}" for h in range(len(report["all"]))) + " |",
              "|---" * (len(report["all"]) + 1) + "|"]
     lines += [f"| {task} | " + " | ".join(f"{100 * v:.1f}%" for v in values) + " |" for task, values in report.items()]
     write_atomic(run.path / f"attention_report_{split}.md", "\n".join(lines) + "\n")

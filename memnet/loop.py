@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from memnet.batches import IGNORE_INDEX, Batch
+from memnet.models.output import Output
 from memnet.records import environment
 from memnet.spec import TrainSpec
 
@@ -35,15 +36,36 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def loss_and_wrong(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cross-entropy summed over the batch, and per example whether any predicted position is wrong.
+def loss_and_wrong(out: Output, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-entropy of a model's output summed over the batch (with the model's `penalty`, `with_penalty`), and per
+    example whether any predicted position is wrong.
 
     Summed, not averaged: the paper's lr 0.01 and clipping at 40 are for the summed loss of the
     official release; averaging would divide every step by the batch size.
     """
+    logits = out.logits
     loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=IGNORE_INDEX, reduction="sum")
     wrong = (logits.argmax(-1) != target) & (target != IGNORE_INDEX)  # (b,) or (b, t)
-    return loss, wrong.reshape(len(target), -1).any(1)  # (), (b,)
+    return with_penalty(loss, out.penalty, target), wrong.reshape(len(target), -1).any(1)  # (), (b,)
+
+
+def with_penalty(loss: torch.Tensor, penalty: torch.Tensor | None, target: torch.Tensor) -> torch.Tensor:
+    """`loss` plus the model's extra per-example term (`Output.penalty`, (b,)) summed over the rows that have a target:
+    a population's padding rows (target IGNORE_INDEX) add nothing, as they add no cross-entropy. One rule for every
+    model, lone runs and populations alike; no penalty (None) leaves the loss as it is."""
+    if penalty is None:
+        return loss
+    counted = (target != IGNORE_INDEX).reshape(len(target), -1).any(1)  # (b,)
+    return loss + torch.where(counted, penalty.float(), 0.0).sum()
+
+
+def output_of(model, batch: Batch, precision: str = "float32") -> Output:
+    """The output of `model` (a module, or any call of batch -> Output: a population member's functional
+    call) with its logits in float32. With precision "bfloat16" its forward (and so its backward) runs under
+    torch.autocast: matmuls in bfloat16 on a GPU's tensor cores; the loss is taken in float32 either way."""
+    with torch.autocast(batch.target.device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
+        out = model(batch)
+    return out._replace(logits=out.logits.float())
 
 
 def objective_divisor(target: torch.Tensor, reduction: str) -> torch.Tensor | float:
@@ -53,12 +75,8 @@ def objective_divisor(target: torch.Tensor, reduction: str) -> torch.Tensor | fl
 
 
 def logits_of(model, batch: Batch, precision: str = "float32") -> torch.Tensor:
-    """The logits of `model` (a module, or any call of batch -> Output: a population member's functional
-    call), in float32. With precision "bfloat16" its forward (and so its backward) runs under torch.autocast:
-    matmuls in bfloat16 on a GPU's tensor cores; the loss is taken in float32 either way."""
-    with torch.autocast(batch.target.device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
-        logits = model(batch).logits
-    return logits.float()
+    """The float32 logits of `model` on `batch` (`output_of`)."""
+    return output_of(model, batch, precision).logits
 
 
 def gradient_norms(grads: torch.Tensor, measure: str) -> torch.Tensor:

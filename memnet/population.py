@@ -33,8 +33,9 @@ from torch.func import functional_call, grad, vmap
 
 from memnet.batches import IGNORE_INDEX, Batch, draw_time_noise, noise_draws, noised_time
 from memnet.locks import hold
-from memnet.loop import (ADAGRAD_INITIAL, clip_scale, divergence, end_epoch, epoch_order, gradient_norms, learning_rate, logits_of, make_optimizer,
-                         objective_divisor, percent_by_task, phase_of, resolve_device, summary_record, total_epochs)
+from memnet.loop import (ADAGRAD_INITIAL, clip_scale, divergence, end_epoch, epoch_order, gradient_norms, learning_rate,
+                         make_optimizer, objective_divisor, output_of, percent_by_task, phase_of, resolve_device, summary_record,
+                         total_epochs, with_penalty)
 from memnet.models import POPULATION, build_model
 from memnet.progress import progress_bar
 from memnet.records import read_json, save_torch
@@ -123,10 +124,12 @@ def pad_to(tensor: torch.Tensor, shape) -> torch.Tensor:
 def member_loss(model, params, buffers, batch: Batch, answers: torch.Tensor, precision: str = "float32", reduction: str = "sum"):
     """One member's objective (its summed loss, or its mean: TrainSpec.loss) and, as aux, the summed loss and per-row
     `wrong`. `answers`: the classes this member scores (a 0-d count); logits past them are padding."""
-    logits = logits_of(lambda rows: functional_call(model, (params, buffers), (rows,)), batch, precision)  # (b, V) or (b, t, V)
+    out = output_of(lambda rows: functional_call(model, (params, buffers), (rows,)), batch, precision)
+    logits = out.logits  # (b, V) or (b, t, V)
     columns = torch.arange(logits.shape[-1], device=logits.device)  # a model's logits may be wider than its classes
     logits = logits.masked_fill(columns >= answers, float("-inf"))  # answers past the member's own
     loss = F.cross_entropy(logits.flatten(0, -2), batch.target.flatten(), ignore_index=IGNORE_INDEX, reduction="sum")
+    loss = with_penalty(loss, out.penalty, batch.target)  # the model's extra term, as a lone run adds it (memnet.loop)
     wrong = ((logits.argmax(-1) != batch.target) & (batch.target != IGNORE_INDEX)).reshape(len(batch.target), -1).any(1)
     return loss / objective_divisor(batch.target, reduction), (loss.detach(), wrong)
 

@@ -61,6 +61,18 @@ PRESETS = {
     # updates of the 1k protocol's 100 epochs, whose validation error stopped falling after 20-30 epochs
     "storyformer-short": {"model": {}, "train": {"optimizer": "adam", "lr": 0.001, "epochs": 30, "lr_halve_every": 8,
                                                  "random_noise": True}},
+    # the Universal Transformer (memnet.models.universal_transformer): its config's defaults are the CPU size, d = 64,
+    # 4 heads, ffn 128, at most 4 steps of ACT; Adam at lr 0.001 as the storyformer trains (a starting point, not tuned)
+    "ut": {"model": {}, "train": {"optimizer": "adam", "lr": 0.001, "epochs": 100, "lr_halve_every": 25}},
+    # the authors' size: their bAbI port (MostafaDehghani/bAbI-T2T, README) trains tensor2tensor's hparams set
+    # universal_transformer_tiny: d = 128, 4 heads, ffn 512, 8 steps of the shared block; the paper's text gives no
+    # sizes for bAbI. Its adaptive twin (adaptive_universal_transformer_tiny) halts by ACT within act_max_steps = 4
+    # (twice the set's 2 layers), ponder weight 0.01. Not theirs: their optimizer and schedule (tensor2tensor's Adam
+    # with warm-up and rsqrt decay, batches of 4,096 tokens) and dropout (0.1); we train as preset `ut` does
+    "ut-paper": {"model": {"dim": 128, "ffn": 512, "steps": 8, "halting": "fixed"},
+                 "train": {"optimizer": "adam", "lr": 0.001, "epochs": 100, "lr_halve_every": 25}},
+    "ut-paper-act": {"model": {"dim": 128, "ffn": 512, "steps": 4, "halting": "act"},
+                     "train": {"optimizer": "adam", "lr": 0.001, "epochs": 100, "lr_halve_every": 25}},
     # the encoder-decoder whose alignment holds past the trained lengths (issue 32, docs/seq2seq-length.md): the pointer
     # with coverage and a learned shift of the last position (memnet.models.pointer). Chosen on validation sets of
     # lengths 10, 20 and 40 drawn apart from the test set: 3 epochs already gave 100% exact match on copy, reverse and

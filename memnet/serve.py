@@ -4,8 +4,10 @@
 
 Tabs, and one HTTP endpoint:
 - Browse: a run, a task, a split and a verdict (wrong / right / all answers); step through the
-  questions. Each story sentence is shaded by its attention, one column per hop, with the weight as a
-  number and a row for the weight on the empty memories; supporting facts are starred; the
+  questions. Each story sentence is shaded by its attention, one column per hop (or layer, step: what the
+  model names its rows, memnet.models.output), with the weight as a number and a row for the weight on the
+  empty memories (for models whose rows are distributions over them); a "steps" column where the model
+  reports the steps each sentence took (the Universal Transformer); supporting facts are starred; the
   predicted and true answers and the 5 most probable answers.
 - Ask & compare: type or edit a story (one sentence a line) and a question; one run answers, or two
   side by side.
@@ -14,8 +16,8 @@ Tabs, and one HTTP endpoint:
   preset seq2seq-length, keep their alignment past those lengths: docs/seq2seq-length.md).
 - Run summary: per-task test error of every served run, how often each hop's most-attended sentence
   is a supporting fact, and the training curves of metrics.jsonl.
-- `/answer` (story, question, run=None) -> {"answer", "top", "hops", "empty", "sentences", "question", "dropped",
-  "memory_size", "run"}: what `memnet.asking.ask` returns; a story the run cannot read raises a `gradio.Error`
+- `/answer` (story, question, run=None) -> {"answer", "top", "hops", "row", "empty", "steps", "sentences", "question",
+  "dropped", "memory_size", "run"}: what `memnet.asking.ask` returns; a story the run cannot read raises a `gradio.Error`
   saying why (its message contains "unknown" and the words, for words the run never saw).
 
 The page's logic lives elsewhere (`memnet.asking` answers typed stories, `memnet.inspection` browses a
@@ -35,6 +37,7 @@ import time
 from memnet.asking import AskError, align_typed, ask
 from memnet.batches import Seq2SeqBatch, StoryBatch
 from memnet.inspection import Run, attend, load_run, matching, predict, pyplot, split_support
+from memnet.models.output import attention_row
 from memnet.run_record import metrics_of
 
 VERDICTS = {"wrong answers": "wrong", "right answers": "right", "all": "all"}
@@ -114,7 +117,7 @@ class Explorer:
             f"The story has {len(result['sentences']) + result['dropped']} sentences; the memory holds the "
             f"{result['memory_size']} most recent, so the first {result['dropped']} are left out.")
         return story_html({"sentences": result["sentences"], "attention": result["hops"] or None, "empty": result["empty"],
-                           "supporting": [], "question": result["question"],
+                           "row": result["row"], "steps": result["steps"], "supporting": [], "question": result["question"],
                            "predicted": result["answer"], "answer": None, "top": result["top"]}, title=label, note=note)
 
     def align_html(self, label: str, source: str) -> str:
@@ -145,19 +148,23 @@ def shaded(weight: float, colour: str = "220,50,30") -> str:
 
 
 def story_html(example: dict, title: str = "", note: str = "") -> str:
-    """A story, one column of shaded weights per hop, the empty memories' row, the question and the answers.
+    """A story, one column of shaded weights per hop (the model's rows), the empty memories' row where the model's
+    rows are distributions over them, the steps each sentence took where the model reports them, the question and
+    the answers.
 
     `example` is `inspection.attend`'s dict; "answer" None means there is no true answer (a typed story).
     """
-    hops = example["attention"] or []
-    head = "".join(f"<th>hop {hop + 1}</th>" for hop in range(len(hops)))
+    hops, row, steps = example["attention"] or [], html.escape(example.get("row", "hop")), example.get("steps")
+    head = "".join(f"<th>{row} {hop + 1}</th>" for hop in range(len(hops))) + ("<th>steps</th>" if steps else "")
     rows = "".join(
         f"<tr class='{'support' if slot in example['supporting'] else ''}'>"
         + "".join(shaded(weights[slot]) for weights in hops)
+        + (f"<td class='w'>{steps[slot]:.2f}</td>" if steps else "")
         + f"<td>{'★ ' if slot in example['supporting'] else ''}{html.escape(sentence)}</td></tr>"
         for slot, sentence in enumerate(example["sentences"]))
-    if hops:
-        rows += "<tr>" + "".join(shaded(weight) for weight in example["empty"]) + "<td><i>(empty memories: read nothing)</i></td></tr>"
+    if hops and example.get("empty"):
+        rows += ("<tr>" + "".join(shaded(weight) for weight in example["empty"]) + ("<td></td>" if steps else "")
+                 + "<td><i>(empty memories: read nothing)</i></td></tr>")
     table = (f"<table><tr>{head}<th>sentence{' (★ supporting fact)' if example['supporting'] else ''}</th></tr>{rows}</table>"
              if hops else "<p><i>this model returns no attention</i></p>")
     true = example["answer"]
@@ -209,18 +216,19 @@ def errors_html(runs: dict[str, Run]) -> str:
 
 
 def support_html(runs: dict[str, Run]) -> str:
-    """Per run, per task and hop: how often the most-attended sentence is a supporting fact (test split)."""
+    """Per run, per task and hop (the run's rows): how often the most-attended sentence is a supporting fact (test split)."""
     parts = ["<div class='attn'><h3>Supporting-fact hit rate per hop (test split)</h3><p>The share of questions whose "
-             "most-attended sentence is a supporting fact; a hop that weighs the empty memories above every sentence is a miss.</p>"]
+             "most-attended sentence is a supporting fact; a hop that weighs the empty memories above every sentence is a miss "
+             "(a layer or step, for models that name their rows so, counts by its most-weighted sentence).</p>"]
     for label, run in runs.items():
         try:
             report = split_support(run, "test")
         except ValueError as error:  # a model without attention
             parts.append(f"<h4>{html.escape(label)}</h4><p>{html.escape(str(error))}</p>")
             continue
-        hops = len(report["all"])
+        hops, row = len(report["all"]), attention_row(run.model)
         parts.append(f"<h4>{html.escape(label)}</h4>" + table_html(
-            ["task", *(f"hop {hop + 1}" for hop in range(hops))],
+            ["task", *(f"{row} {hop + 1}" for hop in range(hops))],
             [[task, *(f"{100 * value:.1f}%" for value in values)] for task, values in report.items()]))
     return "".join(parts) + "</div>"
 
@@ -263,9 +271,11 @@ def build_app(explorer: Explorer):
 
     def answer(story: str, question: str, run: str | None = None) -> dict:
         """Answer a story (one sentence a line) and a question with a served run (default: the first).
-        Returns answer, top (answer, probability) pairs, hops (per hop, a weight per kept sentence),
-        empty (per hop, the weight on the empty memories), sentences and question (as the run read them),
-        dropped (older sentences that did not fit in the memory), memory_size, run."""
+        Returns answer, top (answer, probability) pairs, hops (per hop, a weight per kept sentence), row (the word
+        naming one of those rows: hop, layer, step), empty (per hop, the weight on the empty memories; empty for
+        models whose rows are not distributions over them), steps (per kept sentence, the steps it took; null unless
+        the model reports them), sentences and question (as the run read them), dropped (older sentences that did
+        not fit in the memory), memory_size, run."""
         try:
             return explorer.answer(story, question, run)
         except AskError as error:

@@ -27,7 +27,7 @@ import torch
 
 from memnet.batches import Batch
 from memnet.locks import hold
-from memnet.loop import (Diverged, clip_each, divergence, end_epoch, epoch_order, learning_rate, logits_of, loss_and_wrong,
+from memnet.loop import (Diverged, clip_each, divergence, end_epoch, epoch_order, learning_rate, loss_and_wrong, output_of,
                          make_optimizer, objective_divisor, percent_by_task, phase_of, resolve_device, summary_record, total_epochs)
 from memnet.models import build_model
 from memnet.progress import progress_bar
@@ -43,7 +43,7 @@ def train_step(model, optimizer, batch: Batch, clip_norm: float, clip_measure: s
                precision: str = "float32", reduction: str = "sum") -> tuple[float, torch.Tensor]:
     """One update; returns the batch's summed loss and its `wrong` mask. `reduction`: TrainSpec.loss."""
     model.train()
-    loss, wrong = loss_and_wrong(logits_of(model, batch, precision), batch.target)
+    loss, wrong = loss_and_wrong(output_of(model, batch, precision), batch.target)
     if not torch.isfinite(loss):
         raise Diverged(f"loss became {loss.item()}")
     optimizer.zero_grad(set_to_none=True)
@@ -60,7 +60,7 @@ def evaluate(model, split: Batch, batch_size: int = 1000, precision: str = "floa
     model.eval()
     total, wrongs = 0.0, []
     for batch in split.chunks(batch_size):
-        loss, wrong = loss_and_wrong(logits_of(model, batch, precision), batch.target)
+        loss, wrong = loss_and_wrong(output_of(model, batch, precision), batch.target)
         total += loss.item()
         wrongs.append(wrong)
     wrong = torch.cat(wrongs)

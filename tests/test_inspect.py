@@ -6,9 +6,11 @@ import sys
 import pytest
 import torch
 
-from memnet.inspection import RunNotFound, load_run, render_html, render_terminal, support_report
+from memnet.inspection import Run, RunNotFound, attend, load_run, render_html, render_png, render_terminal, support_report
+from memnet.models import build_model, model_config
+from memnet.models.output import Output
 from memnet.spec import resolve
-from memnet.train import train_run
+from memnet.train import load_data, train_run
 
 
 @pytest.fixture
@@ -66,6 +68,60 @@ def test_support_report_counts_a_hop_on_the_empty_memories_as_a_miss():
     assert support_report(attention, supporting, torch.tensor([6])) == {"all": [0.0, 0.0], "6": [0.0, 0.0]}
     attention = torch.tensor([[[0.5, 0.1], [0.2, 0.1]]])  # hop 1: the fact outweighs the empty share (0.4)
     assert support_report(attention, supporting, torch.tensor([6]))["all"] == [1.0, 0.0]
+
+
+def untrained(babi_dir, model) -> Run:
+    """A run of task 1 with a model never trained: a model's name (its defaults), or a call of the data's sizes."""
+    data = load_data(resolve("memn2n", None, {}, {}, {"name": "babi:1", "data_dir": str(babi_dir)}).task)
+    torch.manual_seed(0)
+    built = build_model(model, model_config(model, {}), data.sizes) if isinstance(model, str) else model(data.sizes)
+    return Run(babi_dir, built.eval(), data, {})
+
+
+def test_a_model_whose_rows_are_steps_shows_step_columns_its_steps_per_sentence_and_no_empty_row(babi_dir, tmp_path):
+    """The Universal Transformer: rows named "step", the question's rows sum below 1 (it also reads itself), which is
+    no weight on empty memories, and each sentence's ponder steps."""
+    examples = attend(untrained(babi_dir, "ut"), "test", [0, 1])
+    example = examples[0]
+    assert example["row"] == "step" and example["empty"] is None
+    assert len(example["steps"]) == len(example["sentences"]) and all(1 <= steps <= 4 for steps in example["steps"])
+    assert sum(example["attention"][0]) < 1
+    shown = render_terminal(example)
+    assert "step 1" in shown and "step 4" in shown and "steps" in shown and "hop" not in shown and "empty" not in shown
+    assert f"{example['steps'][0]:>5.2f}  " + example["sentences"][0] in shown.splitlines()[2]
+    page = render_html(examples, "t")
+    assert "<th colspan=2>step 1</th>" in page and "<th>steps</th>" in page and "hop" not in page and "empty" not in page
+    render_png(example, tmp_path / "a.png")
+    assert (tmp_path / "a.png").read_bytes()[:4] == b"\x89PNG"
+
+
+class Gates(torch.nn.Module):
+    """A gate-style model: per layer, a gate in [0, 1] on every sentence (0.1, but 0.9 on the first), no distribution."""
+
+    ATTENTION_ROW = "layer"
+    ATTENTION_SUMS_TO_ONE = False
+
+    def __init__(self, classes: int):
+        super().__init__()
+        self.classes = classes
+
+    def forward(self, batch) -> Output:
+        gates = torch.full((len(batch), 2, batch.memory_mask.shape[1]), 0.1)  # (b, layers, m)
+        gates[:, :, 0] = 0.9
+        return Output(torch.zeros(len(batch), self.classes), gates * batch.memory_mask[:, None])
+
+
+def test_a_gate_style_model_shows_no_empty_memories_and_reports_its_top_gate_alone(babi_dir):
+    run = untrained(babi_dir, lambda sizes: Gates(sizes.vocab_size))
+    example = attend(run, "test", [0])[0]
+    assert example["empty"] is None and example["steps"] is None
+    assert "layer 1" in render_terminal(example) and "empty" not in render_terminal(example)
+    assert "empty" not in render_html([example], "t") and "<th colspan=2>layer 2</th>" in render_html([example], "t")
+    gates = torch.tensor([[[0.9, 0.1, 0.1], [0.1, 0.1, 0.1]]])  # a gate-style row sums past 1 or below it
+    assert support_report(gates, torch.tensor([[0]]), torch.tensor([1]), sums_to_one=False)["all"] == [1.0, 1.0]
+    low = torch.tensor([[[0.3, 0.1], [0.0, 0.0]]])  # read as a distribution, 0.6 would be on the empty memories
+    assert support_report(low, torch.tensor([[0]]), torch.tensor([6]))["all"] == [0.0, 0.0]
+    assert support_report(low, torch.tensor([[0]]), torch.tensor([6]), sums_to_one=False)["all"] == [1.0, 0.0]  # a row of zeros reads nothing
 
 
 def test_missing_or_incomplete_run_is_a_clear_error(tmp_path):

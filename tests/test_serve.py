@@ -186,6 +186,33 @@ def test_a_typed_sequence_longer_than_training_is_aligned_by_the_shift_attention
     assert "within the lengths this run trained on (2-4)" in Explorer(load_runs([label])).align_html(label, "3 1 4")
 
 
+def test_a_universal_transformer_is_shown_by_steps_with_its_steps_per_sentence_and_no_empty_memories(babi_dir):
+    """Built in this process, untrained: its rows are named "step" (memnet.models.output), its rows over the
+    sentences are no distribution (the question reads itself too), and it reports each sentence's ponder steps."""
+    import json
+
+    import torch
+
+    from memnet.inspection import Run
+    from memnet.models import build_model, model_config
+    from memnet.serve import support_html
+    from memnet.train import load_data
+
+    data = load_data(resolve("ut", "ut", {}, {}, {"name": "babi:1", "data_dir": str(babi_dir)}).task)
+    torch.manual_seed(0)
+    explorer = Explorer({"ut": Run(babi_dir, build_model("ut", model_config("ut", {}), data.sizes).eval(), data, {})})
+    result = explorer.answer(STORY, QUESTION, "ut")
+    assert result["row"] == "step" and result["empty"] == [] and len(result["hops"]) == 4
+    assert len(result["steps"]) == 3 and all(1 <= steps <= 4 for steps in result["steps"])
+    json.dumps(result)  # what /answer sends
+    page = explorer.answer_html("ut", STORY, QUESTION)
+    assert "<th>step 1</th>" in page and "<th>step 4</th>" in page and "<th>steps</th>" in page
+    assert "hop" not in page and "empty memories" not in page
+    browsed, _, _, example = explorer.browse("ut", "all", "test", "all", 0)
+    assert "<th>step 1</th>" in browsed and "<th>steps</th>" in browsed and example["empty"] is None
+    assert "<th>step 4</th>" in support_html(explorer.runs)
+
+
 def test_run_summary_has_errors_hit_rates_and_curves(served, runs):
     explorer = served[1]
     page = explorer.summary_html()

@@ -105,4 +105,4 @@ def test_a_short_run_on_generated_tasks_trains_and_its_attention_is_inspectable(
     report = split_support(load_run(out), "test")
     assert report and all(len(shares) == 3 for shares in report.values())  # one read per layer
     shown = subprocess.run([sys.executable, "-m", "memnet.cli", "inspect", str(out)], capture_output=True, text=True)
-    assert shown.returncode == 0 and "hop 3" in shown.stdout, shown.stderr
+    assert shown.returncode == 0 and "layer 3" in shown.stdout and "hop" not in shown.stdout, shown.stderr

@@ -15,6 +15,7 @@ from memnet.models.qrn import QRN, QRNConfig
 from memnet.models.recurrent import GRUConfig, LSTMConfig, Recurrent, RNNConfig
 from memnet.models.seq2seq import Seq2Seq, Seq2SeqConfig
 from memnet.models.story_transformer import StoryTransformer, StoryTransformerConfig
+from memnet.models.universal_transformer import UniversalTransformer, UniversalTransformerConfig
 
 MODELS = {
     "memn2n": (MemN2NConfig, MemN2N),
@@ -25,16 +26,17 @@ MODELS = {
     "attentive": (AttentiveConfig, Attentive),
     "storyformer": (StoryTransformerConfig, StoryTransformer),  # a small transformer over sentence vectors
     "qrn": (QRNConfig, QRN),  # Seo et al. 2017: the question, reduced by each sentence in turn
+    "ut": (UniversalTransformerConfig, UniversalTransformer),  # Dehghani et al. 2019: one block, recurrent, ACT halting
     "seq2seq": (Seq2SeqConfig, Seq2Seq),
 }
 # what each model's forward reads, by the kind of data a task family gives (memnet.spec.FAMILY_DATA): a model asked
 # to train on another kind is refused before any data loads, naming the models that read it
 READS = {
     "memn2n": ("stories",), "gmemn2n": ("stories",), "attentive": ("stories",), "storyformer": ("stories",), "qrn": ("stories",),
-    "lstm": ("stories", "sequences"), "gru": ("stories", "sequences"), "rnn": ("stories", "sequences"),
+    "ut": ("stories",), "lstm": ("stories", "sequences"), "gru": ("stories", "sequences"), "rnn": ("stories", "sequences"),
     "seq2seq": ("pairs",),
 }
-POPULATION = {"memn2n", "gmemn2n", "storyformer", "qrn"}  # models whose forward vmaps over members (no shapes read from the data): memnet.population
+POPULATION = {"memn2n", "gmemn2n", "storyformer", "qrn", "ut"}  # models whose forward vmaps over members (no shapes read from the data): memnet.population
 LINEAR_START = {"memn2n", "gmemn2n"}  # models whose memory softmax linear start can remove (they have `use_softmax`)
 def model_config(name: str, options: dict):
     """The config of model `name` with user `options` over its defaults.

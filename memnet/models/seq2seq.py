@@ -30,7 +30,7 @@ It reads a `Seq2SeqBatch`: source, source_mask, decoder_input (BOS first), targe
     memnet train --model seq2seq --task reverse --optimizer adam --lr 0.003 --lr-halve-every 3 --epochs 8 --batch-size 64
 """
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 import torch
 from einops import rearrange
@@ -86,6 +86,8 @@ class Additive(nn.Module):
 
 
 class Seq2Seq(nn.Module):
+    ATTENTION_ROW: ClassVar[str] = "decoder step"  # a row of Output.attention is one output symbol's alignment
+
     def __init__(self, config: Seq2SeqConfig, sizes: DataSizes):
         super().__init__()
         self.config = config

@@ -13,7 +13,8 @@ Every token, the question's included, attends over the valid sentences only (key
 sentences, `memnet.addressing.address` with a scaled dot score): the sentences read each other, and the
 question reads the story once a layer, as a MemN2N hop does. So the question's weights are a
 distribution over the story, and `Output.attention` holds them per layer, averaged over heads:
-(b, l, m), which `memnet inspect`, the supporting-fact report and `memnet serve` read as MemN2N's hops.
+(b, l, m), which `memnet inspect`, the supporting-fact report and `memnet serve` show as MemN2N's hops are shown,
+each row named a layer (`ATTENTION_ROW`).
 
 Registered as `storyformer`; preset `storyformer` trains it with Adam at lr 0.001, as the recurrent
 baselines train (a starting point, not tuned: 0.7% test error on generated task 1, 1000 questions, after 15 epochs):
@@ -22,7 +23,7 @@ baselines train (a starting point, not tuned: 0.7% test error on generated task 
 """
 
 import math
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 import torch
 from einops import rearrange
@@ -55,6 +56,8 @@ class StoryTransformerConfig:
 
 
 class StoryTransformer(nn.Module):
+    ATTENTION_ROW: ClassVar[str] = "layer"  # a row of Output.attention is one layer's read (memnet.models.output)
+
     def __init__(self, config: StoryTransformerConfig, sizes: DataSizes):
         super().__init__()
         if config.encoding == "position-release" and sizes.sentence_size < 1:
