@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from memnet.batches import StoryBatch
+from memnet.inspection import load_run, split_support
 from memnet.models import model_config
 from memnet.models.qrn import QRN, QRNConfig, reduce, reduce_stepwise
 from memnet.spec import SpecError, resolve
@@ -136,3 +137,8 @@ def test_a_short_run_on_generated_tasks_learns_task_1(tmp_path):
     assert config["preset"] == "qrn"  # the model's default preset
     summary = json.loads((out / "summary.json").read_text())
     assert summary["test_error"]["all"] < 20, summary  # chance is 5 places in 6
+    report = split_support(load_run(out), "test")
+    assert report and all(len(shares) == 2 for shares in report.values())  # one update gate a layer
+    shown = subprocess.run([sys.executable, "-m", "memnet.cli", "inspect", str(out)], capture_output=True, text=True)
+    assert shown.returncode == 0 and "layer 2" in shown.stdout and "hop" not in shown.stdout, shown.stderr
+    assert "empty memories" not in shown.stdout  # gates, not a distribution: nothing is left for empty memories
