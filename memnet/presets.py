@@ -81,10 +81,16 @@ PRESETS = {
                        "train": {"optimizer": "adam", "lr": 0.01, "lr_halve_every": 0, "batch_size": 64, "epochs": 5}},
     # the query-reduction network (memnet.models.qrn; Seo et al. 2017, sec. 5.1, and the official code's defaults):
     # on 1k "2r", 2 layers with reset gates, d = 50 (the model's defaults); AdaGrad at lr 0.5 halved every 100 epochs,
-    # L2 weight decay 0.001, batch 32, no clipping. The paper trains up to 500 epochs, stopped early when validation
-    # loss has not fallen for 50; here a fixed QRN_EPOCHS (see its comment)
+    # L2 weight decay 0.001, the loss averaged over the batch, batch 32, no clipping. The paper trains up to 500 epochs,
+    # stopped early when validation loss has not fallen for 50; here a fixed 100 (validation error of every setting
+    # tried had stopped falling by epoch 75: results/babi-1k-qrn-tune-*)
     "qrn": {"model": {}, "train": {"optimizer": "adagrad", "lr": 0.5, "weight_decay": 0.001, "lr_halve_every": 100,
-                                   "clip_norm": 0.0, "loss": "mean", "epochs": 150}},
+                                   "clip_norm": 0.0, "loss": "mean", "epochs": 100}},
+    # the setting chosen on validation (tasks 2, 3, 16-19, 4 seeds, 100 epochs): Adam at lr 0.005 without weight decay,
+    # 42.9% mean validation error over those tasks' seeds against 51.5 for the paper's AdaGrad at 0.5 (which never
+    # leaves chance on tasks 17 and 18 here) and 50.9 for AdaGrad at 0.1 (results/babi-1k-qrn-tune-*)
+    "qrn-adam": {"model": {}, "train": {"optimizer": "adam", "lr": 0.005, "lr_halve_every": 100, "clip_norm": 0.0,
+                                        "loss": "mean", "epochs": 100}},
     # on 10k "6r200": 6 layers, d = 200, lr 0.1, L2 0.0005, batch 128 (the official code's large config)
     "qrn-10k": {"model": {"dim": 200, "layers": 6}, "train": {"optimizer": "adagrad", "lr": 0.1, "weight_decay": 0.0005,
                                                              "lr_halve_every": 100, "clip_norm": 0.0, "loss": "mean", "batch_size": 128,
@@ -100,7 +106,7 @@ for name, release in [("gmemn2n", "release"), ("gmemn2n-joint", "release-joint")
     PRESETS[name] = {part: {**PRESETS[release][part], **GATED[part]} for part in ("model", "train")}
 
 # model -> its default preset (per task, joint): what `memnet train` and `memnet bench` use when no preset is named
-DEFAULT_PRESETS = {"memn2n": ("release", "release-joint"), "gmemn2n": ("gmemn2n", "gmemn2n-joint"), "qrn": ("qrn", "qrn")}
+DEFAULT_PRESETS = {"memn2n": ("release", "release-joint"), "gmemn2n": ("gmemn2n", "gmemn2n-joint"), "qrn": ("qrn-adam", "qrn-adam")}
 
 
 def default_preset(model: str, joint: bool) -> str | None:
