@@ -117,6 +117,16 @@ def word_weights(words: torch.Tensor, encoding: str, width) -> tuple[torch.Tenso
     return ones, None
 
 
+def weighted_bag(words: torch.Tensor, table: nn.Embedding, encoding: str, width) -> torch.Tensor:
+    """Sentence vectors (..., d) of word ids (..., w): each word's vector in `table` weighted by its place
+    (`word_weights`), summed; padding adds nothing. For models with one word table (the storyformer, QRN)."""
+    alpha, beta = word_weights(words, encoding, width)  # (..., w) each
+    weights = alpha[..., None]  # (..., w, 1)
+    if beta is not None:
+        weights = weights + beta[..., None] * slope(encoding, table.embedding_dim, words.device)  # (..., w, d)
+    return (table(words) * weights * (words != 0)[..., None]).sum(-2)  # (..., d)
+
+
 def slope(encoding: str, dim: int, device) -> torch.Tensor:
     """slope_k of `word_weights`: (d,)."""
     k = torch.arange(1, dim + 1, device=device).float()

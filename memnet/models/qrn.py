@@ -40,7 +40,7 @@ from pydantic.dataclasses import dataclass
 from torch import nn
 
 from memnet.batches import DataSizes, StoryBatch
-from memnet.models.memn2n import slope, word_weights
+from memnet.models.memn2n import weighted_bag
 from memnet.models.output import Output
 
 
@@ -118,11 +118,7 @@ class QRN(nn.Module):
 
     def embed(self, words: torch.Tensor) -> torch.Tensor:
         """Sentence vectors (..., d) of word ids (..., w): the words' vectors weighted by place and summed."""
-        alpha, beta = word_weights(words, self.config.encoding, self.sentence_width)  # (..., w) each
-        weights = alpha[..., None]  # (..., w, 1)
-        if beta is not None:
-            weights = weights + beta[..., None] * slope(self.config.encoding, self.config.dim, words.device)  # (..., w, d)
-        return (self.words(words) * weights * (words != 0)[..., None]).sum(-2)  # (..., d)
+        return weighted_bag(words, self.words, self.config.encoding, self.sentence_width)
 
     def forward(self, batch: StoryBatch) -> Output:
         mask = batch.memory_mask.to(torch.float32)  # (b, m): an empty slot neither writes nor decays

@@ -33,7 +33,7 @@ from torch import nn
 
 from memnet.addressing import address, dot_score
 from memnet.batches import DataSizes, StoryBatch
-from memnet.models.memn2n import slope, word_weights
+from memnet.models.memn2n import weighted_bag
 from memnet.models.output import Output
 
 
@@ -81,11 +81,7 @@ class StoryTransformer(nn.Module):
 
     def embed(self, words: torch.Tensor) -> torch.Tensor:
         """Sentence vectors (..., d) of word ids (..., w): the words' vectors weighted by place and summed."""
-        alpha, beta = word_weights(words, self.config.encoding, self.sentence_width)  # (..., w) each
-        weights = alpha[..., None]  # (..., w, 1)
-        if beta is not None:
-            weights = weights + beta[..., None] * slope(self.config.encoding, self.config.dim, words.device)  # (..., w, d)
-        return (self.words(words) * weights * (words != 0)[..., None]).sum(-2)  # (..., d)
+        return weighted_bag(words, self.words, self.config.encoding, self.sentence_width)
 
     def forward(self, batch: StoryBatch) -> Output:
         mask = batch.memory_mask  # (b, m)
