@@ -81,7 +81,8 @@ def leaderboard_table(results_dir: Path, declaration: dict, prefix: str) -> str:
 
 
 def settings_lines(results_dir: Path, declaration: dict, prefix: str) -> str:
-    """Per model, each setting tried on bAbI 1k: its options, mean valid error of its best runs, chosen or not."""
+    """Per model, each setting tried on bAbI 1k: its options, mean valid error of its best runs, chosen or not (the
+    model's 1k benchmark, or a setting marked "chosen": a tuning run whose setting the 1k protocol then trained)."""
     lines = ["Settings tried per model on bAbI 1k per task, each a benchmark of 10 seeds unless it says otherwise; "
              "mean valid: the mean over the tasks of the best run's validation error, what a setting is chosen on.", ""]
     for model in declaration["models"]:
@@ -89,7 +90,8 @@ def settings_lines(results_dir: Path, declaration: dict, prefix: str) -> str:
         chosen = (model["1k"]["benchmark"], model["1k"]["group"])
         for setting in model["settings"]:
             numbers = standing(results_dir, setting)
-            mark = "**chosen**" if (setting["benchmark"], setting["group"]) == chosen else "not chosen"
+            # a tuning benchmark on a few tasks says itself which of its settings the protocol then ran ("chosen": true)
+            mark = "**chosen**" if (setting["benchmark"], setting["group"]) == chosen or setting.get("chosen") else "not chosen"
             lines.append(f"  - {setting['options']}: mean valid {numbers['valid']:.2f}, {mark} "
                          f"(best of {numbers['n']}: test {numbers['best']:.1f}; {link(prefix, setting['benchmark'])})")
     return "\n".join(lines) + "\n"
