@@ -1,9 +1,10 @@
 """Published bAbI test errors (%), printed beside ours and always labelled as published.
 
 Sukhbaatar, Szlam, Weston, Fergus, "End-To-End Memory Networks", NIPS 2015: Table 1 (1k) and the
-10k table of the appendix; the LSTM column is the paper's baseline. Keys: "<size>/<setting>",
-values per task 1-20 plus "mean" and "failed" (tasks with error > 5%). Generated from the team's
-notes of those tables, not typed by hand.
+10k table of the appendix; the LSTM column is the paper's baseline. Dehghani et al., "Universal Transformers",
+ICLR 2019, App. E: the Universal Transformer with halting, per task on 1k and 10k and jointly on 1k (the "ut" keys;
+"mean" as the paper prints it). Keys: "<size>/<setting>", values per task 1-20 plus "mean" and "failed" (tasks with
+error > 5%); SOURCES names each key's paper. Generated from the team's notes of those tables, not typed by hand.
 """
 
 PUBLISHED = {
@@ -18,7 +19,13 @@ PUBLISHED = {
     "10k/pe-ls": {1: 0.0, 2: 0.5, 3: 15.0, 4: 0.0, 5: 0.6, 6: 0.1, 7: 3.2, 8: 2.2, 9: 2.0, 10: 3.3, 11: 0.0, 12: 0.0, 13: 0.0, 14: 0.0, 15: 0.0, 16: 0.1, 17: 41.1, 18: 8.6, 19: 66.7, 20: 0.0, 'mean': 7.2, 'failed': 4},
     "10k/pe-ls-rn": {1: 0.0, 2: 0.3, 3: 9.3, 4: 0.0, 5: 0.8, 6: 0.0, 7: 3.7, 8: 0.8, 9: 0.8, 10: 2.4, 11: 0.0, 12: 0.0, 13: 0.0, 14: 0.0, 15: 0.0, 16: 0.4, 17: 40.7, 18: 6.7, 19: 66.5, 20: 0.0, 'mean': 6.6, 'failed': 4},
     "10k/pe-ls-rn-joint": {1: 0.0, 2: 1.0, 3: 6.8, 4: 0.0, 5: 6.1, 6: 0.1, 7: 6.6, 8: 2.7, 9: 0.0, 10: 0.5, 11: 0.0, 12: 0.1, 13: 0.0, 14: 0.0, 15: 0.2, 16: 0.2, 17: 41.8, 18: 8.0, 19: 75.7, 20: 0.0, 'mean': 7.5, 'failed': 6},
+    # the Universal Transformer with halting (Dehghani et al. 2019, App. E: best of 10 by validation)
+    "1k/ut": {1: 0.0, 2: 0.0, 3: 3.7, 4: 0.0, 5: 0.0, 6: 0.0, 7: 0.0, 8: 0.0, 9: 0.0, 10: 0.0, 11: 0.0, 12: 0.0, 13: 0.0, 14: 0.0, 15: 0.0, 16: 5.8, 17: 32.0, 18: 0.0, 19: 47.1, 20: 2.4, 'mean': 4.55, 'failed': 3},
+    "1k/ut-joint": {1: 0.0, 2: 0.5, 3: 5.4, 4: 0.0, 5: 0.5, 6: 0.5, 7: 3.2, 8: 1.6, 9: 0.2, 10: 0.4, 11: 0.1, 12: 0.0, 13: 0.6, 14: 3.8, 15: 5.9, 16: 15.4, 17: 42.9, 18: 4.1, 19: 68.2, 20: 2.4, 'mean': 7.78, 'failed': 5},
+    "10k/ut": {1: 0.0, 2: 0.0, 3: 0.4, 4: 0.0, 5: 0.0, 6: 0.0, 7: 0.0, 8: 0.0, 9: 0.0, 10: 0.0, 11: 0.0, 12: 0.0, 13: 0.0, 14: 0.0, 15: 0.0, 16: 0.4, 17: 0.6, 18: 0.0, 19: 2.8, 20: 0.0, 'mean': 0.21, 'failed': 0},
 }
+
+SOURCES = {key: "Dehghani et al. 2019" if key.split("/")[1].startswith("ut") else "Sukhbaatar et al. 2015" for key in PUBLISHED}
 
 # The leaderboard's published rows (memnet.tables.leaderboard), from the papers as ../shared/ANCHORS.md gathers them:
 # mean test error % / failed tasks (> 5%), "" where the paper gives none; how each chose its runs, and where it says so.

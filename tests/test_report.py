@@ -13,7 +13,7 @@ from memnet.report import build_tables, kind_of, stale_tables
 from memnet.run_record import pack
 from memnet.selection import RULE, best_of
 from memnet.tables.ablation import ABLATION_RECORD, ablation_tables
-from memnet.tables.babi import babi_tables
+from memnet.tables.babi import babi_tables, published_column
 from memnet.tables.leaderboard import END, START
 from memnet.tables.speed import speed_tables
 
@@ -191,3 +191,10 @@ def test_a_command_that_trained_nothing_does_not_relabel_the_runs(tmp_path):
         {**call, "code_version": "trained-it", "runs_trained": 1}, {**call, "code_version": "found-it-done", "runs_trained": 0}]})
     markdown = babi_tables(root)[root / "summary.md"]
     assert "- code version: `trained-it`" in markdown and "found-it-done" not in markdown
+
+
+def test_a_group_stands_beside_the_published_column_of_its_model_data_and_mode():
+    assert published_column("memn2n-pe-ls-rn en per-task") == "1k/pe-ls-rn"
+    assert published_column("ut-ut en per-task") == "1k/ut" and published_column("ut-ut en-10k per-task") == "10k/ut"
+    assert published_column("ut-ut en joint") == "1k/ut-joint"  # never the per-task column for a joint run
+    assert published_column("qrn-qrn-adam en per-task") is None and published_column("storyformer-storyformer en joint") is None

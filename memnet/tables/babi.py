@@ -10,7 +10,7 @@ import json
 import statistics
 from pathlib import Path
 
-from memnet.published import PUBLISHED
+from memnet.published import PUBLISHED, SOURCES
 from memnet.records import read_json, write_atomic
 from memnet.run_record import runs_of
 from memnet.selection import RULE, best_of
@@ -79,7 +79,7 @@ def published_column(group: str) -> str | None:
     size = SIZES.get(variant)
     model, _, preset = spec.partition("-")
     preset = preset.split("+")[0]  # a pooled group stands beside its first setting's column
-    key = f"{size}/{SAME_COLUMN.get(preset, preset)}" if model == "memn2n" else f"{size}/{model}"
+    key = f"{size}/{SAME_COLUMN.get(preset, preset)}" if model == "memn2n" else f"{size}/{model}" + ("-joint" if mode == "joint" else "")
     return key if key in PUBLISHED else None
 
 
@@ -174,7 +174,7 @@ def babi_columns(groups: dict[str, dict[int, dict]], totals: dict[str, list[tupl
         key = published_column(group)
         if key and key not in published:
             published.append(key)
-    columns += [{"title": f"published: {key} (Sukhbaatar et al. 2015)", "kind": "published", "values": PUBLISHED[key]}
+    columns += [{"title": f"published: {key} ({SOURCES[key]})", "kind": "published", "values": PUBLISHED[key]}
                 for key in published]
     return columns
 
@@ -202,7 +202,7 @@ def render(root: Path, groups: dict[str, dict[int, dict]], totals: dict[str, lis
         numbers = [values[t] for t in tasks if isinstance(values.get(t), (int, float))]
         complete = len(numbers) == len(tasks)
         if column["kind"] == "published":
-            mean_row.append(fmt(values["mean"]))
+            mean_row.append(f"{values['mean']:g}")  # as the paper prints it (4.55, not 4.5)
             failed_row.append(str(values["failed"]))
             if len(tasks) < len(TASK_IDS) and complete:  # the paper again, over only the tasks we ran
                 mean_row[-1] += f" ({fmt(statistics.fmean(numbers))} over these {len(tasks)})"
