@@ -149,3 +149,15 @@ def test_a_short_run_on_generated_tasks_learns_task_1(tmp_path):
     shown = subprocess.run([sys.executable, "-m", "memnet.cli", "inspect", str(out)], capture_output=True, text=True)
     assert shown.returncode == 0 and "layer 2" in shown.stdout and "hop" not in shown.stdout, shown.stderr
     assert "empty memories" not in shown.stdout  # gates, not a distribution: nothing is left for empty memories
+
+
+def test_code_init_draws_the_embedding_and_gates_as_the_official_code():
+    """init="code": embedding and gate weights uniform in [-sqrt 3, sqrt 3] (std 1); "paper": N(0, 1/sqrt d)."""
+    sizes = tiny_sizes(40)
+    torch.manual_seed(0)
+    code, paper = (QRN(QRNConfig(dim=64, init=init), sizes) for init in ("code", "paper"))
+    for weight in (code.words.weight[1:], code.units[0].update.weight, code.units[0].reset.weight):
+        assert weight.abs().max() <= 3**0.5 and 0.85 < weight.std() < 1.15
+    assert code.words.weight[0].abs().sum() == 0  # PAD stays zero
+    assert 0.1 < paper.words.weight[1:].std() < 0.15  # 1/sqrt(64) = 0.125
+    assert paper.units[0].update.weight.std() < 0.3  # Glorot-uniform

@@ -57,8 +57,12 @@ class QRNConfig:
     encoding: Literal["position-fixed", "position", "bow"] = "position-fixed"  # word weights in a sentence vector
     # (memnet.models.memn2n.word_weights): "position-fixed": MemN2N's position encoding over the data's fixed
     # sentence width, as the official code's; "position": over each sentence's own length
-    init_std: Annotated[float, Field(gt=0)] | None = None  # the embedding's and the answer's weights from
-    # N(0, init_std); None: 1/sqrt(d) (sec. 5.1). The unit's weights are Glorot-uniform (sec. 5.1), biases 0
+    init: Literal["paper", "code"] = "paper"  # "paper": sec. 5.1, the embedding's and the answer's weights from
+    # N(0, init_std), the unit's Glorot-uniform. "code": as the official code draws them (babi/model.py), which the
+    # paper's text does not say: the embedding and both gates' weights uniform in [-sqrt 3, sqrt 3] (std 1, so the
+    # gates start nearly shut or open per sentence), the candidate's and the answer's Glorot-uniform. Biases 0 either way
+    init_std: Annotated[float, Field(gt=0)] | None = None  # init "paper": the std of the embedding's and the
+    # answer's weights; None: 1/sqrt(d) (sec. 5.1)
 
 
 def reduce(candidate: torch.Tensor, write: torch.Tensor, update: torch.Tensor) -> torch.Tensor:
@@ -108,13 +112,17 @@ class QRN(nn.Module):
         d, V = config.dim, sizes.vocab_size
         # a per-member number (memnet.population): the data's sentence width J
         self.register_buffer("sentence_width", torch.tensor(float(max(1, sizes.sentence_size))), persistent=False)
-        std = config.init_std or 1 / math.sqrt(d)
         self.words = nn.Embedding(V, d, padding_idx=0)  # A, for sentences and the question
         self.answer = nn.Linear(d, V, bias=False)  # W
-        for weight in (self.words.weight, self.answer.weight):
-            nn.init.normal_(weight, std=std)
-        self.words.weight.data[0] = 0
         self.units = nn.ModuleList(Unit(d) for _ in range(1 if config.tie_layers else config.layers))
+        if config.init == "paper":
+            for weight in (self.words.weight, self.answer.weight):
+                nn.init.normal_(weight, std=config.init_std or 1 / math.sqrt(d))
+        else:
+            nn.init.xavier_uniform_(self.answer.weight)
+            for weight in [self.words.weight] + [w for unit in self.units for w in (unit.update.weight, unit.reset.weight)]:
+                nn.init.uniform_(weight, -math.sqrt(3), math.sqrt(3))
+        self.words.weight.data[0] = 0
 
     def embed(self, words: torch.Tensor) -> torch.Tensor:
         """Sentence vectors (..., d) of word ids (..., w): the words' vectors weighted by place and summed."""
