@@ -8,6 +8,7 @@ schedule from the top, as the official release does). Where the release's code d
 batches drawn with replacement, clipping on the spectral norm), a TrainSpec switch does it too (preset `release`).
 """
 
+import math
 from pathlib import Path
 
 import torch
@@ -181,7 +182,10 @@ def epoch_order(rows: int, config: TrainSpec, shuffle: torch.Generator) -> torch
 
 
 def total_epochs(config: TrainSpec, state: dict) -> int:
-    """Epochs a run trains in all: its linear start (as long as it lasted, or is planned to) and the main schedule."""
+    """Epochs a run trains in all: its linear start (as long as it lasted, or is planned to) and the main schedule,
+    or fewer where it stopped early (`patience`)."""
+    if "stopped_at" in state:
+        return state["stopped_at"]
     return (state["main_from"] if state["main_from"] is not None else config.linear_start) + config.epochs
 
 
@@ -189,11 +193,18 @@ def phase_of(state: dict) -> str:
     return "linear" if state["main_from"] is None else "softmax"
 
 
-def end_epoch(config: TrainSpec, state: dict, phase: str, valid_loss: float, seconds: float) -> None:
+def end_epoch(config: TrainSpec, state: dict, phase: str, valid_loss: float, valid_error: float, seconds: float) -> bool:
     """The loop state after an epoch: linear start ends after its epochs, or once validation loss stops
-    falling ("plateau"); the softmax comes back and the main schedule starts next epoch. Lone runs and
-    population members share this."""
+    falling ("plateau"); the softmax comes back and the main schedule starts next epoch. The best epoch so far by
+    validation, and an early stop after `patience` epochs without a new best. Lone runs and population members share
+    this. Returns whether this epoch is the new best (whose weights `keep="best-valid"` holds on to)."""
     epoch = state["epoch"]
+    best = state.setdefault("best_valid", {"error": math.inf, "loss": math.inf, "epoch": -1})
+    improved = (valid_error, valid_loss) < (best["error"], best["loss"])
+    if improved:
+        state["best_valid"] = {"error": valid_error, "loss": valid_loss, "epoch": epoch}
+    elif config.patience and epoch - best["epoch"] >= config.patience:
+        state["stopped_at"] = epoch + 1
     if phase == "linear":
         stalled = valid_loss >= state["best_linear_loss"] and config.linear_start_until == "plateau"
         state["best_linear_loss"] = min(state["best_linear_loss"], valid_loss)
@@ -201,10 +212,13 @@ def end_epoch(config: TrainSpec, state: dict, phase: str, valid_loss: float, sec
             state["main_from"] = epoch + 1
     state["epoch"] = epoch + 1
     state["seconds"] += seconds
+    return improved
 
 
 def summary_record(errors: dict, config: TrainSpec, device, state) -> dict:
     """summary.json: error in percent per split (overall and per task), epochs, seed, device, seconds."""
     return {"test_error": errors["test"], "valid_error": errors["valid"], "train_error": errors["train"],
             "epochs": state["epoch"], "linear_start_epochs": state["main_from"] or 0, "seed": config.seed,
-            "device": environment(device)["device"], "seconds": round(state["seconds"], 2)}
+            "device": environment(device)["device"], "seconds": round(state["seconds"], 2),
+            **({"measured_epoch": state["best_valid"]["epoch"]} if config.keep == "best-valid" else {}),
+            **({"stopped_early": True} if "stopped_at" in state else {})}

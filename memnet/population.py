@@ -293,13 +293,20 @@ class Population:
             batched, _ = batch.with_step_tables(self.whole_tables, self.table_rows)
         return batched.sentence, batched.sentences
 
+    def member_weights(self, k: int) -> dict[str, torch.Tensor]:
+        """Member k's weights, as its model's state dict (on the CPU, cut to its own shapes)."""
+        return {name: self.params[name][k][tuple(slice(0, size) for size in shape)].detach().cpu().clone()
+                for name, shape in self.shapes[k].items()}
+
+    def set_member_weights(self, k: int, weights: dict[str, torch.Tensor]) -> None:
+        for name, value in weights.items():
+            self.params[name][(k, *[slice(0, size) for size in value.shape])] = value.to(self.device)
+
     def member_model(self, k: int):
         """Member k as a model of its own, with an optimizer holding its state."""
         member = self.members[k]
         model = build_model(member.spec.model.name, member.spec.model.config, member.data.sizes)
-        state = {name: self.params[name][k][tuple(slice(0, size) for size in shape)].detach().cpu()
-                 for name, shape in self.shapes[k].items()}
-        model.load_state_dict(state)
+        model.load_state_dict(self.member_weights(k))
         optimizer = make_optimizer(member.spec.train, model)
         for name, parameter in model.named_parameters():
             moment, crop = self.moments.get(name), tuple(slice(0, size) for size in self.shapes[k][name])
@@ -436,8 +443,10 @@ def run_members(members: list[Member], device, compile: bool, progress: bool, ch
         loss_sum, wrong_sum = loss_sum.cpu(), wrong_sum.cpu()
         seconds = (time.perf_counter() - started) / len(live)  # each live member's share of the epoch
         for k in live:
+            planned = members[k].total_epochs()
             finish_epoch(population, k, phases[k], rates[k], float(loss_sum[k]), float(wrong_sum[k]),
                          float(valid_loss[k]), valid_wrong[k], seconds, trained=len(perms[k]))
+            bar.total -= planned - members[k].total_epochs()  # a member stopped early (`patience`)
             bar.update(1)
         finished = [k for k in live if members[k].done and not members[k].diverged]
         if finished:
@@ -466,7 +475,8 @@ def finish_epoch(population: Population, k: int, phase: str, lr: float, train_lo
         print(f"member diverged and is left out: {member.diverged}", file=sys.stderr)
         return
     valid_loss, valid_error = valid_loss / n_valid, valid_wrong[:n_valid].sum().item() / n_valid
-    end_epoch(config, state, phase, valid_loss, seconds)
+    if end_epoch(config, state, phase, valid_loss, valid_error, seconds) and config.keep == "best-valid":
+        state["best_weights"] = population.member_weights(k)
     append_epoch(member.out, epoch_line(epoch, phase, lr, train_loss / n_train, train_wrong / n_train, valid_loss, valid_error,
                                        seconds))
     member.done = state["epoch"] >= member.total_epochs()
@@ -474,7 +484,12 @@ def finish_epoch(population: Population, k: int, phase: str, lr: float, train_lo
 
 def summarise_members(population: Population, finished: list[int]) -> None:
     """summary.json and the last checkpoint of the members that finished this epoch (all members are
-    evaluated at once: one compiled graph; the others' numbers are not used)."""
+    evaluated at once: one compiled graph; the others' numbers are not used). A finished member trains no more, so
+    one that keeps its best epoch's weights (`keep="best-valid"`) has them put back in its place first."""
+    for k in finished:
+        member = population.members[k]
+        if member.spec.train.keep == "best-valid" and "best_weights" in member.state:
+            population.set_member_weights(k, member.state["best_weights"])
     wrongs = {name: evaluate_members(population.forward, population.params, population.buffers, population.splits[name],
                              population.answers)[1].cpu()
               for name in ("test", "valid", "train")}

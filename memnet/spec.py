@@ -97,6 +97,11 @@ class TrainSpec:
     # of the timeline; "release": times are the first n values of a permutation of n + k, sorted (batches.release_noisy_time)
     precision: Literal["float32", "bfloat16"] = "float32"  # "bfloat16": forward and backward under torch.autocast
     # (matmuls and their kin in bfloat16; parameters, gradients, clipping, updates and the loss in float32)
+    keep: Literal["last", "best-valid"] = "last"  # the weights a run's summary measures (test, valid and train error)
+    # and its last checkpoint holds: the last epoch's, or those of the epoch with the lowest validation error (ties: the
+    # lower validation loss), as the query-reduction network's code restores its best checkpoint before testing
+    patience: Annotated[int, Field(ge=0)] = 0  # stop once this many epochs pass without a new lowest validation error
+    # (ties: a lower loss); 0 trains every epoch. The query-reduction network's code: 50 (5 checks, one each 10 epochs)
     seed: Annotated[int, Field(ge=0)] = 0  # model init, batch order and noise: same seed, same run
 
     def __post_init__(self):

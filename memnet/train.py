@@ -237,7 +237,8 @@ def train_held(spec: RunSpec, out: Path, resume: bool, progress: bool, device: t
         except Diverged as error:
             raise Diverged(divergence(out, str(error), epoch, config.seed)) from None
         valid = evaluate(model, splits["valid"], precision=config.precision)
-        end_epoch(config, state, phase, valid["loss"], time.perf_counter() - started)
+        if end_epoch(config, state, phase, valid["loss"], valid["error"], time.perf_counter() - started) and config.keep == "best-valid":
+            state["best_weights"] = {name: value.detach().cpu().clone() for name, value in model.state_dict().items()}
         line = epoch_line(epoch, phase, lr, train_loss, wrong.sum().item() / len(wrong), valid["loss"], valid["error"],
                           time.perf_counter() - started)
         append_epoch(out, line)
@@ -248,6 +249,9 @@ def train_held(spec: RunSpec, out: Path, resume: bool, progress: bool, device: t
         bar.set_postfix(loss=f"{line['train_loss']:.3f}", valid_err=f"{100 * valid['error']:.1f}%")
         bar.update(1)
     bar.close()
+    if config.keep == "best-valid" and "best_weights" in state:  # the summary and the last checkpoint hold the best epoch's
+        model.load_state_dict(state["best_weights"])
+        save_torch(checkpoint_path, checkpoint(spec, data, model, optimizer, shuffle, noise, state))
     summary = summarise(model, splits, config, device, state)
     write_summary(out, summary)
     if logger:
