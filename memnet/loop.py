@@ -164,7 +164,7 @@ def make_optimizer(config: TrainSpec, model) -> torch.optim.Optimizer:
         return torch.optim.Adagrad(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
                                    initial_accumulator_value=ADAGRAD_INITIAL)
     if config.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=config.lr)
+        return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     if config.optimizer == "adamw":
         return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     return torch.optim.SGD(model.parameters(), lr=config.lr)

@@ -143,8 +143,8 @@ def rows_of(data: Batch, index: torch.Tensor) -> Batch:
 def make_step(model, optimizer: str, clip_measure: str = "frobenius", noise_rule: str = "gaps", precision: str = "float32",
               weight_decay: float = 0.0, reduction: str = "sum"):
     """The population's training step: gather each member's batch, add its noise, vmap(grad), clip, update
-    (adamw: the weight decay as torch.optim.AdamW's, lr * weight_decay * weight, beside Adam's step; adagrad: as
-    torch.optim.Adagrad's, weight_decay * weight added to the gradient before its squares are summed)."""
+    (adamw: the weight decay as torch.optim.AdamW's, lr * weight_decay * weight, beside Adam's step; adam and adagrad:
+    as torch.optim.Adam's and Adagrad's, weight_decay * weight added to the gradient before its moments take it)."""
     gradients = vmap(grad(lambda *args: member_loss(model, *args, precision=precision, reduction=reduction), has_aux=True))
 
     def step(params, moments, buffers, train, index, count, gap, noisy, answers, lr, clip, active, tables=None):
@@ -163,7 +163,9 @@ def make_step(model, optimizer: str, clip_measure: str = "frobenius", noise_rule
             scale = torch.where(clip > 0, clip_scale(norm, clip), torch.ones_like(norm))
             g = g * scale.view(-1, *[1] * (g.dim() - 1))
             step_size = lr.view(-1, *[1] * (g.dim() - 1))
-            if optimizer in ("adam", "adamw"):
+            if optimizer == "adam":  # L2: the penalty's gradient joins the moments
+                g, new_moments[name] = adam_direction(g + weight_decay * value, moments[name], active)
+            elif optimizer == "adamw":  # decoupled: beside Adam's step
                 g, new_moments[name] = adam_direction(g, moments[name], active)
                 g = g + weight_decay * value
             elif optimizer == "adagrad":

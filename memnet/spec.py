@@ -74,8 +74,9 @@ class TrainSpec:
     optimizer: Literal["sgd", "adam", "adamw", "adagrad"] = "sgd"  # "sgd" as in the paper; "adamw": Adam with decoupled
     # weight decay; "adagrad": AdaGrad (Duchi et al. 2011) as the query-reduction network trains (memnet.loop.make_optimizer)
     weight_decay: Annotated[float, Field(ge=0)] = 0.0  # adamw: each step shrinks every weight by lr * weight_decay
-    # (Loshchilov & Hutter 2019, as torch.optim.AdamW given all of the model's parameters); adagrad: an L2 penalty,
-    # weight_decay * weight added to each gradient (torch.optim.Adagrad's; QRN's 0.001 of tf.nn.l2_loss, sec. 5.1)
+    # (Loshchilov & Hutter 2019, as torch.optim.AdamW given all of the model's parameters); adam and adagrad: an L2
+    # penalty, weight_decay * weight added to each gradient (torch.optim.Adam's and Adagrad's; QRN's 0.001 of
+    # tf.nn.l2_loss, sec. 5.1)
     loss: Literal["sum", "mean"] = "sum"  # what a step minimises: the cross-entropy summed over its batch, as the MemN2N
     # release (the paper's lr 0.01 and clipping at 40 are for it), or averaged over the batch's targets, as the
     # query-reduction network's code (tf.reduce_mean; its AdaGrad lr 0.5 is for that). Recorded losses are per example either way
@@ -105,8 +106,8 @@ class TrainSpec:
     seed: Annotated[int, Field(ge=0)] = 0  # model init, batch order and noise: same seed, same run
 
     def __post_init__(self):
-        if self.weight_decay and self.optimizer not in ("adamw", "adagrad"):
-            raise ValueError(f"weight_decay applies to optimizers adamw and adagrad only; this run's optimizer is {self.optimizer}")
+        if self.weight_decay and self.optimizer == "sgd":
+            raise ValueError("weight_decay applies to optimizers adam, adamw and adagrad only; this run's optimizer is sgd")
 
 
 @dataclasses.dataclass(frozen=True)

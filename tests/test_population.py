@@ -115,8 +115,9 @@ def test_adam_members_match_alone_runs(babi_dir, tmp_path):
     assert_members_are_alone_runs(specs, tmp_path)
 
 
-def test_adamw_members_match_alone_runs(babi_dir, tmp_path):
-    specs = [spec(babi_dir, 1, seed, optimizer="adamw", weight_decay=0.5, lr=0.003, epochs=3, linear_start=0)
+@pytest.mark.parametrize("optimizer", ["adamw", "adam"])  # decoupled weight decay, and Adam's L2
+def test_adam_members_with_weight_decay_match_alone_runs(babi_dir, tmp_path, optimizer):
+    specs = [spec(babi_dir, 1, seed, optimizer=optimizer, weight_decay=0.5, lr=0.003, epochs=3, linear_start=0)
              for seed in (0, 1)]
     assert_members_are_alone_runs(specs, tmp_path)
 

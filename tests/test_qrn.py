@@ -112,7 +112,7 @@ def test_bad_options_say_what_is_valid():
         model_config("qrn", {"layers": 0})
     with pytest.raises(ValueError, match="hops"):
         model_config("qrn", {"hops": 3})
-    with pytest.raises(SpecError, match="weight_decay applies to optimizers adamw and adagrad only"):
+    with pytest.raises(SpecError, match="weight_decay applies to optimizers adam, adamw and adagrad only"):
         resolve("qrn", None, {}, {"optimizer": "sgd", "weight_decay": 0.001}, {"name": "babi:1"})
 
 
