@@ -126,10 +126,11 @@ def test_population_members_match_alone_runs(babi_dir, tmp_path, layers):
     assert_members_are_alone_runs(specs, tmp_path)
 
 
-def test_population_members_of_the_chosen_setting_match_alone_runs(babi_dir, tmp_path):
-    specs = [resolve("qrn", "qrn-adam", {"dim": 8}, {"epochs": 2, "seed": seed}, {"name": "babi:1", "data_dir": str(babi_dir)})
+@pytest.mark.parametrize("preset, optimizer", [("qrn-no-l2", "adagrad"), ("qrn-adam", "adam")])  # per task; joint
+def test_population_members_of_the_chosen_settings_match_alone_runs(babi_dir, tmp_path, preset, optimizer):
+    specs = [resolve("qrn", preset, {"dim": 8}, {"epochs": 3, "seed": seed}, {"name": "babi:1", "data_dir": str(babi_dir)})
              for seed in (0, 1)]
-    assert specs[0].train.optimizer == "adam" and specs[0].train.loss == "mean"
+    assert specs[0].train.optimizer == optimizer and specs[0].train.loss == "mean" and specs[0].train.weight_decay == 0
     assert_members_are_alone_runs(specs, tmp_path)
 
 
@@ -137,11 +138,11 @@ def test_a_short_run_on_generated_tasks_learns_task_1(tmp_path):
     generate_babi(tmp_path / "gen", tasks=[1], config=GeneratorConfig(questions=300, seed=3))
     out = tmp_path / "run"
     result = subprocess.run([sys.executable, "-m", "memnet.cli", "train", "--model", "qrn", "--task", "babi:1",
-                             "--data-dir", str(tmp_path / "gen"), "--out", str(out), "--epochs", "30", "--dim", "20", "--lr", "0.02",
+                             "--data-dir", str(tmp_path / "gen"), "--out", str(out), "--epochs", "30", "--dim", "20",
                              "--device", "cpu", "--quiet"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     config = json.loads((out / "config.json").read_text())
-    assert config["preset"] == "qrn-adam"  # the model's default preset: its setting chosen on validation
+    assert config["preset"] == "qrn-no-l2"  # the model's default preset per task: its setting chosen on validation
     summary = json.loads((out / "summary.json").read_text())
     assert summary["test_error"]["all"] < 20, summary  # chance is 5 places in 6
     report = split_support(load_run(out), "test")
