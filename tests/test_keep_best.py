@@ -5,11 +5,14 @@ import json
 import math
 
 import pytest
+import torch
 
+import memnet.population as population_module
 from memnet.loop import end_epoch, total_epochs
+from memnet.population import Member, train_population
 from memnet.spec import resolve
-from memnet.train import train_run
-from tests.test_population import assert_members_are_alone_runs, metrics, spec, write_other_task
+from memnet.train import load_data, train_run
+from tests.test_population import assert_members_are_alone_runs, assert_same_run, metrics, spec, write_other_task
 
 
 def summary(folder):
@@ -69,3 +72,29 @@ def test_population_members_that_keep_their_best_epoch_and_stop_early_match_alon
     assert_members_are_alone_runs(specs, tmp_path)
     ends = {summary(tmp_path / f"member-{k}")["epochs"] for k in range(3)}
     assert min(ends) < 31  # at least one member stopped early (31: linear start's epoch + 30)
+
+
+def test_an_interrupted_population_keeping_its_best_epochs_resumes_to_the_same_records(babi_dir, tmp_path, monkeypatch):
+    specs = [spec(babi_dir, 1, seed, epochs=8, keep="best-valid", patience=3) for seed in (0, 1)]
+    whole = [Member(s, tmp_path / f"whole-{k}", load_data(s.task)) for k, s in enumerate(specs)]
+    train_population(whole, device="cpu", compile=False, progress=False)
+    real, calls = population_module.finish_epoch, {"n": 0}
+
+    def stop_in_epoch_5(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 9:  # the first member's fifth epoch: four of both are checkpointed, a best among them
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(population_module, "finish_epoch", stop_in_epoch_5)
+    cut = [Member(s, tmp_path / f"cut-{k}", load_data(s.task)) for k, s in enumerate(specs)]
+    with pytest.raises(KeyboardInterrupt):
+        train_population(cut, device="cpu", compile=False, progress=False, checkpoint_seconds=0)
+    monkeypatch.setattr(population_module, "finish_epoch", real)
+    saved = torch.load(tmp_path / "cut-0" / "checkpoint.pt", weights_only=True)["state"]
+    assert saved["epoch"] == 4 and "best_weights" in saved
+    train_population([Member(specs[0], tmp_path / "cut-0", load_data(specs[0].task))], device="cpu", compile=False, progress=False)
+    train_run(specs[1], tmp_path / "cut-1", resume=True, progress=False, device="cpu")
+    for k in (0, 1):
+        assert_same_run(tmp_path / f"whole-{k}", tmp_path / f"cut-{k}")
+        assert summary(tmp_path / f"whole-{k}")["measured_epoch"] == summary(tmp_path / f"cut-{k}")["measured_epoch"]
