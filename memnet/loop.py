@@ -199,11 +199,12 @@ def end_epoch(config: TrainSpec, state: dict, phase: str, valid_loss: float, val
     validation, and an early stop after `patience` epochs without a new best. Lone runs and population members share
     this. Returns whether this epoch is the new best (whose weights `keep="best-valid"` holds on to)."""
     epoch = state["epoch"]
+    # the best epoch is one of the main schedule: a linear-start epoch's weights are a model without its softmax
     best = state.setdefault("best_valid", {"error": math.inf, "loss": math.inf, "epoch": -1})
-    improved = (valid_error, valid_loss) < (best["error"], best["loss"])
+    improved = phase == "softmax" and (valid_error, valid_loss) < (best["error"], best["loss"])
     if improved:
         state["best_valid"] = {"error": valid_error, "loss": valid_loss, "epoch": epoch}
-    elif config.patience and epoch - best["epoch"] >= config.patience:
+    elif phase == "softmax" and config.patience and epoch - max(best["epoch"], state["main_from"] - 1) >= config.patience:
         state["stopped_at"] = epoch + 1
     if phase == "linear":
         stalled = valid_loss >= state["best_linear_loss"] and config.linear_start_until == "plateau"

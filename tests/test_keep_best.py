@@ -33,6 +33,19 @@ def test_the_best_epoch_is_the_lowest_validation_error_then_loss_and_patience_co
     assert state["stopped_at"] == 5 and total_epochs(config, state) == 5  # 2 epochs past epoch 2 without a new best
 
 
+def test_linear_start_epochs_are_never_the_best_and_patience_counts_from_the_main_schedule():
+    config = resolve("memn2n", None, {}, {"epochs": 20, "patience": 2, "linear_start": 3}, {"name": "babi:1"}).train
+    state = {"epoch": 0, "main_from": None, "best_linear_loss": math.inf, "seconds": 0.0}
+    for _ in range(3):  # linear start: low validation error, but a model without its softmax
+        assert not end_epoch(config, state, "linear", 0.1, 0.01, 1.0)
+    assert state["main_from"] == 3 and state["best_valid"]["epoch"] == -1
+    assert end_epoch(config, state, "softmax", 1.0, 0.5, 1.0)  # the first main epoch is the first best
+    end_epoch(config, state, "softmax", 1.0, 0.6, 1.0)
+    assert "stopped_at" not in state
+    end_epoch(config, state, "softmax", 1.0, 0.6, 1.0)
+    assert state["stopped_at"] == 6  # 2 epochs past epoch 3 without a new best
+
+
 def test_without_patience_a_run_trains_every_epoch():
     config = resolve("memn2n", None, {}, {"epochs": 4}, {"name": "babi:1"}).train
     state = {"epoch": 0, "main_from": 0, "seconds": 0.0}
