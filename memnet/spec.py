@@ -100,7 +100,8 @@ class TrainSpec:
     # (matmuls and their kin in bfloat16; parameters, gradients, clipping, updates and the loss in float32)
     keep: Literal["last", "best-valid"] = "last"  # the weights a run's summary measures (test, valid and train error)
     # and its last checkpoint holds: the last epoch's, or those of the main schedule's epoch (after any linear start) with
-    # the lowest validation error (ties: the lower validation loss), as the query-reduction network's code restores its best checkpoint before testing
+    # the lowest validation error (ties: the lower validation loss), as the query-reduction network's code restores
+    # its best checkpoint before testing
     patience: Annotated[int, Field(ge=0)] = 0  # stop once this many epochs pass without a new lowest validation error
     # (ties: a lower loss); 0 trains every epoch. The query-reduction network's code: 50 (5 checks, one each 10 epochs)
     seed: Annotated[int, Field(ge=0)] = 0  # model init, batch order and noise: same seed, same run
