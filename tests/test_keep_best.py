@@ -7,12 +7,12 @@ import math
 import pytest
 import torch
 
-import memnet.population as population_module
 from memnet.loop import end_epoch, total_epochs
 from memnet.population import Member, train_population
 from memnet.spec import resolve
 from memnet.train import load_data, train_run
-from tests.test_population import assert_members_are_alone_runs, assert_same_run, metrics, spec, write_other_task
+from tests.test_population import (assert_members_are_alone_runs, interrupt_population, metrics, resume_together_and_alone, spec,
+                                   write_other_task)
 
 
 def summary(folder):
@@ -91,23 +91,7 @@ def test_an_interrupted_population_keeping_its_best_epochs_resumes_to_the_same_r
     specs = [spec(babi_dir, 1, seed, epochs=8, keep="best-valid", patience=3) for seed in (0, 1)]
     whole = [Member(s, tmp_path / f"whole-{k}", load_data(s.task)) for k, s in enumerate(specs)]
     train_population(whole, device="cpu", compile=False, progress=False)
-    real, calls = population_module.finish_epoch, {"n": 0}
-
-    def stop_in_epoch_5(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 9:  # the first member's fifth epoch: four of both are checkpointed, a best among them
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(population_module, "finish_epoch", stop_in_epoch_5)
-    cut = [Member(s, tmp_path / f"cut-{k}", load_data(s.task)) for k, s in enumerate(specs)]
-    with pytest.raises(KeyboardInterrupt):
-        train_population(cut, device="cpu", compile=False, progress=False, checkpoint_seconds=0)
-    monkeypatch.setattr(population_module, "finish_epoch", real)
+    interrupt_population(specs, tmp_path, monkeypatch, stop_at_call=9)  # the first member's fifth epoch
     saved = torch.load(tmp_path / "cut-0" / "checkpoint.pt", weights_only=True)["state"]
-    assert saved["epoch"] == 4 and "best_weights" in saved
-    train_population([Member(specs[0], tmp_path / "cut-0", load_data(specs[0].task))], device="cpu", compile=False, progress=False)
-    train_run(specs[1], tmp_path / "cut-1", resume=True, progress=False, device="cpu")
-    for k in (0, 1):
-        assert_same_run(tmp_path / f"whole-{k}", tmp_path / f"cut-{k}")
-        assert summary(tmp_path / f"whole-{k}")["measured_epoch"] == summary(tmp_path / f"cut-{k}")["measured_epoch"]
+    assert saved["epoch"] == 4 and "best_weights" in saved  # four epochs of both checkpointed, a best among them
+    resume_together_and_alone(specs, tmp_path)  # the records, measured_epoch and stopped_early included

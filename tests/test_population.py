@@ -131,30 +131,40 @@ def test_a_diverging_member_leaves_the_others_untouched(babi_dir, tmp_path):
     assert_same_run(tmp_path / "alone", tmp_path / "member-0")
 
 
-def test_an_interrupted_population_resumes_to_the_same_records_alone_or_together(babi_dir, tmp_path, monkeypatch):
-    specs = [spec(babi_dir, 1, seed, epochs=3) for seed in (0, 1)]
-    whole = [Member(s, tmp_path / f"whole-{k}", load_data(s.task)) for k, s in enumerate(specs)]
-    train_population(whole, device="cpu", compile=False, progress=False)
-
+def interrupt_population(specs, tmp_path: Path, monkeypatch, stop_at_call: int) -> None:
+    """Train `specs` as one population in tmp_path/cut-K, interrupted (KeyboardInterrupt) at the `stop_at_call`-th
+    end of a member's epoch, with every finished epoch checkpointed."""
     real, calls = population_module.finish_epoch, {"n": 0}
 
-    def stop_in_epoch_3(*args, **kwargs):
+    def stop(*args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 5:  # the first member's third epoch: epochs 1 and 2 of both are checkpointed
+        if calls["n"] == stop_at_call:
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(population_module, "finish_epoch", stop_in_epoch_3)
+    monkeypatch.setattr(population_module, "finish_epoch", stop)
     cut = [Member(s, tmp_path / f"cut-{k}", load_data(s.task)) for k, s in enumerate(specs)]
     with pytest.raises(KeyboardInterrupt):
         train_population(cut, device="cpu", compile=False, progress=False, checkpoint_seconds=0)
     monkeypatch.setattr(population_module, "finish_epoch", real)
-    assert torch.load(tmp_path / "cut-0" / "checkpoint.pt", weights_only=True)["state"]["epoch"] == 2
-    # member 0 resumes in a population, member 1 alone: both end as the uninterrupted population
+
+
+def resume_together_and_alone(specs, tmp_path: Path) -> None:
+    """Member 0 of an interrupted population (tmp_path/cut-K) resumes in a population, member 1 alone; both must end
+    as the uninterrupted population (tmp_path/whole-K)."""
     train_population([Member(specs[0], tmp_path / "cut-0", load_data(specs[0].task))], device="cpu", compile=False, progress=False)
     train_run(specs[1], tmp_path / "cut-1", resume=True, progress=False, device="cpu")
     for k in (0, 1):
         assert_same_run(tmp_path / f"whole-{k}", tmp_path / f"cut-{k}")
+
+
+def test_an_interrupted_population_resumes_to_the_same_records_alone_or_together(babi_dir, tmp_path, monkeypatch):
+    specs = [spec(babi_dir, 1, seed, epochs=3) for seed in (0, 1)]
+    whole = [Member(s, tmp_path / f"whole-{k}", load_data(s.task)) for k, s in enumerate(specs)]
+    train_population(whole, device="cpu", compile=False, progress=False)
+    interrupt_population(specs, tmp_path, monkeypatch, stop_at_call=5)  # the first member's third epoch
+    assert torch.load(tmp_path / "cut-0" / "checkpoint.pt", weights_only=True)["state"]["epoch"] == 2
+    resume_together_and_alone(specs, tmp_path)
 
 
 def test_without_a_compiler_the_step_runs_eagerly_with_one_warning(babi_dir, tmp_path, monkeypatch):
