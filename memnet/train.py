@@ -237,7 +237,8 @@ def train_held(spec: RunSpec, out: Path, resume: bool, progress: bool, device: t
         except Diverged as error:
             raise Diverged(divergence(out, str(error), epoch, config.seed)) from None
         valid = evaluate(model, splits["valid"], precision=config.precision)
-        if end_epoch(config, state, phase, valid["loss"], valid["error"], time.perf_counter() - started) and config.keep == "best-valid":
+        improved = end_epoch(config, state, phase, valid["loss"], valid["error"], time.perf_counter() - started)
+        if improved and config.keep == "best-valid":
             state["best_weights"] = {name: value.detach().cpu().clone() for name, value in model.state_dict().items()}
         line = epoch_line(epoch, phase, lr, train_loss, wrong.sum().item() / len(wrong), valid["loss"], valid["error"],
                           time.perf_counter() - started)

@@ -40,7 +40,8 @@ def main() -> None:
     print("| benchmark | " + " | ".join(columns) + " |")
     print("|---|" + "---|" * len(columns))
     for name, means in rows:
-        print(f"| {name} | " + " | ".join(f"{value:.1f}" if isinstance(value, float) else str(value) for value in means.values()) + " |")
+        cells = [f"{value:.1f}" if isinstance(value, float) else str(value) for value in means.values()]
+        print(f"| {name} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
