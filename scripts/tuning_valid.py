@@ -17,10 +17,14 @@ from pathlib import Path
 from memnet.run_record import runs_of
 
 
-def valid_means(folder: Path) -> dict[str, float]:
+def task_and_seed(run) -> tuple[str, int]:
+    return str(run.identity["tasks"]), run.identity["seed"]
+
+
+def valid_means(runs: list) -> dict[str, float]:
     """Mean validation error (%) over tasks of the best run, and over every run; at the last epoch and at the best."""
     by_task = defaultdict(list)  # task -> [(last epoch's valid error, best epoch's)]
-    for run in runs_of(folder).values():
+    for run in runs:
         errors = [line["valid_error"] for line in run.metrics]
         by_task[str(run.identity["tasks"])].append((100 * errors[-1], 100 * min(errors)))
     mean = statistics.fmean
@@ -31,11 +35,23 @@ def valid_means(folder: Path) -> dict[str, float]:
             "every run, best epoch": mean(best for runs in by_task.values() for _, best in runs)}
 
 
+def compare(runs_by_folder: dict[str, list]) -> list[tuple[str, dict[str, float]]]:
+    """Each folder's `valid_means` over only the (task, seed) pairs that every folder ran."""
+    shared = set.intersection(*({task_and_seed(run) for run in runs} for runs in runs_by_folder.values()))
+    if not shared:
+        raise ValueError("the folders share no (task, seed) pair: nothing to compare")
+    return [(name, valid_means([run for run in runs if task_and_seed(run) in shared]))
+            for name, runs in runs_by_folder.items()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folders", nargs="+", type=Path, help="benchmark folders (results/NAME)")
     args = parser.parse_args()
-    rows = [(folder.name, valid_means(folder)) for folder in args.folders]
+    try:
+        rows = compare({folder.name: list(runs_of(folder).values()) for folder in args.folders})
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
     columns = list(rows[0][1])
     print("| benchmark | " + " | ".join(columns) + " |")
     print("|---|" + "---|" * len(columns))
