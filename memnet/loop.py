@@ -154,6 +154,11 @@ def learning_rate(config: TrainSpec, epoch: int, main_from: int | None) -> float
     return config.lr * 0.5**halvings
 
 
+def weight_decay(config: TrainSpec, epoch: int) -> float:
+    """The weight decay of `epoch`'s steps: none before `config.weight_decay_from`."""
+    return config.weight_decay if epoch >= config.weight_decay_from else 0.0
+
+
 # AdaGrad's sums of squared gradients start here, not at 0: TensorFlow's AdagradOptimizer default, which the
 # query-reduction network's official code trains with (github seominjoon/qrn, babi/base_model.py)
 ADAGRAD_INITIAL = 0.1

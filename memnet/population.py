@@ -35,7 +35,7 @@ from memnet.batches import IGNORE_INDEX, Batch, draw_time_noise, noise_draws, no
 from memnet.locks import hold
 from memnet.loop import (ADAGRAD_INITIAL, clip_scale, divergence, end_epoch, epoch_order, gradient_norms, learning_rate,
                          make_optimizer, objective_divisor, output_of, percent_by_task, phase_of, resolve_device, summary_record,
-                         total_epochs, with_penalty)
+                         total_epochs, weight_decay, with_penalty)
 from memnet.models import POPULATION, build_model
 from memnet.progress import progress_bar
 from memnet.records import read_json, save_torch
@@ -141,13 +141,13 @@ def rows_of(data: Batch, index: torch.Tensor) -> Batch:
 
 
 def make_step(model, optimizer: str, clip_measure: str = "frobenius", noise_rule: str = "gaps", precision: str = "float32",
-              weight_decay: float = 0.0, reduction: str = "sum"):
+              reduction: str = "sum"):
     """The population's training step: gather each member's batch, add its noise, vmap(grad), clip, update
-    (adamw: the weight decay as torch.optim.AdamW's, lr * weight_decay * weight, beside Adam's step; adam and adagrad:
-    as torch.optim.Adam's and Adagrad's, weight_decay * weight added to the gradient before its moments take it)."""
+    (adamw: each member's weight decay (`decay`, (p,)) as torch.optim.AdamW's, lr * decay * weight, beside Adam's step;
+    adam and adagrad: as torch.optim.Adam's and Adagrad's, decay * weight added to the gradient before its moments take it)."""
     gradients = vmap(grad(lambda *args: member_loss(model, *args, precision=precision, reduction=reduction), has_aux=True))
 
-    def step(params, moments, buffers, train, index, count, gap, noisy, answers, lr, clip, active, tables=None):
+    def step(params, moments, buffers, train, index, count, gap, noisy, answers, lr, clip, decay, active, tables=None):
         batch = rows_of(train, index)  # (p, b, ...)
         if tables is not None:  # this step's own sentence tables (Population.step_tables): ids (p, b, m), rows (p, u, w)
             batch = dataclasses.replace(batch, sentence=tables[0], sentences=tables[1])
@@ -162,14 +162,14 @@ def make_step(model, optimizer: str, clip_measure: str = "frobenius", noise_rule
             norm = gradient_norms(g, clip_measure)  # (p,) each member's gradient of this matrix (clip_each)
             scale = torch.where(clip > 0, clip_scale(norm, clip), torch.ones_like(norm))
             g = g * scale.view(-1, *[1] * (g.dim() - 1))
-            step_size = lr.view(-1, *[1] * (g.dim() - 1))
+            step_size, penalty = lr.view(-1, *[1] * (g.dim() - 1)), decay.view(-1, *[1] * (g.dim() - 1))
             if optimizer == "adam":  # L2: the penalty's gradient joins the moments
-                g, new_moments[name] = adam_direction(g + weight_decay * value, moments[name], active)
+                g, new_moments[name] = adam_direction(g + penalty * value, moments[name], active)
             elif optimizer == "adamw":  # decoupled: beside Adam's step
                 g, new_moments[name] = adam_direction(g, moments[name], active)
-                g = g + weight_decay * value
+                g = g + penalty * value
             elif optimizer == "adagrad":
-                g, new_moments[name] = adagrad_direction(g + weight_decay * value, moments[name], active)
+                g, new_moments[name] = adagrad_direction(g + penalty * value, moments[name], active)
             new_params[name] = torch.where(active.view(-1, *[1] * (g.dim() - 1)), value - step_size * g, value)
         return new_params, new_moments, loss, wrong
 
@@ -274,7 +274,7 @@ class Population:
                 self.whole_tables = stacked.sentences  # (p, S, w)
         self.table_rows = 0  # rows of each step's own table (0: none); grows as a batch needs more (`step_tables`)
         self.step = compiled(make_step(self.template, self.config.optimizer, self.config.clip_measure, self.config.noise_rule,
-                                       self.config.precision, self.config.weight_decay, self.config.loss), compile)
+                                       self.config.precision, self.config.loss), compile)
         self.forward = compiled(make_forward(self.template, self.config.precision), compile)
 
     # -- one member's state, in the single-run format (memnet.train.checkpoint), both ways ----------
@@ -421,6 +421,7 @@ def run_members(members: list[Member], device, compile: bool, progress: bool, ch
         noisy = torch.tensor([m.spec.train.random_noise for m in members], device=device)
         clip = torch.tensor([m.spec.train.clip_norm for m in members], device=device)
         lr, real = torch.tensor(rates, device=device), real.to(device)
+        decay = torch.tensor([weight_decay(m.spec.train, m.state["epoch"]) for m in members], device=device)
         loss_sum = torch.zeros(len(members), device=device)
         wrong_sum = torch.zeros(len(members), device=device)
         for s in range(steps):
@@ -428,7 +429,7 @@ def run_members(members: list[Member], device, compile: bool, progress: bool, ch
             population.params, population.moments, loss, wrong = population.step(
                 population.params, population.moments, population.buffers, population.splits["train"], index[:, s].contiguous(),
                 None if count is None else count[:, s].contiguous(), None if gap is None else gap[:, s].contiguous(), noisy,
-                population.answers, lr, clip, real[:, s].contiguous(),  # contiguous: one stride, one compiled graph
+                population.answers, lr, clip, decay, real[:, s].contiguous(),  # contiguous: one stride, one compiled graph
                 population.step_tables(index[:, s]))
             if first_step is None:
                 first_step = time.perf_counter() - t0  # compiling, mostly

@@ -28,7 +28,8 @@ import torch
 from memnet.batches import Batch
 from memnet.locks import hold
 from memnet.loop import (Diverged, clip_each, divergence, end_epoch, epoch_order, learning_rate, loss_and_wrong, output_of,
-                         make_optimizer, objective_divisor, percent_by_task, phase_of, resolve_device, summary_record, total_epochs)
+                         make_optimizer, objective_divisor, percent_by_task, phase_of, resolve_device, summary_record, total_epochs,
+                         weight_decay)
 from memnet.models import build_model
 from memnet.progress import progress_bar
 from memnet.records import (check_output_folder, code_identity, environment, load_checkpoint, read_json, read_jsonl, save_torch,
@@ -231,7 +232,7 @@ def train_held(spec: RunSpec, out: Path, resume: bool, progress: bool, device: t
             model.use_softmax = phase == "softmax"
         lr = learning_rate(config, epoch, state["main_from"])
         for group in optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"], group["weight_decay"] = lr, weight_decay(config, epoch)
         try:
             train_loss, wrong = train_epoch(model, optimizer, train, config, shuffle, noise, data.sizes.memory_size)
         except Diverged as error:

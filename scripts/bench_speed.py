@@ -165,13 +165,14 @@ def compile_populations(specs, data, device: torch.device) -> float:
 
 
 def step_arguments(population: Population) -> tuple:
-    """A training step's arguments for every member: row 0 of each, noise drawn, softmax on, lr 0.01, clipping at 40."""
+    """A training step's arguments for every member: row 0 of each, noise drawn, softmax on, lr 0.01, clipping at 40,
+    no weight decay."""
     p, b, rule, on = len(population.members), population.config.batch_size, population.config.noise_rule, population.device
     draws = max(noise_draws(member.data.sizes.memory_size, rule) for member in population.members)
     return (population.params, population.moments, population.buffers, population.splits["train"],
             torch.zeros(p, b, dtype=torch.long, device=on), torch.rand(p, b, device=on), torch.rand(p, b, draws, device=on),
             torch.ones(p, dtype=torch.bool, device=on), population.answers, torch.full((p,), 0.01, device=on),
-            torch.full((p,), 40.0, device=on), torch.ones(p, dtype=torch.bool, device=on))
+            torch.full((p,), 40.0, device=on), torch.zeros(p, device=on), torch.ones(p, dtype=torch.bool, device=on))
 
 
 def interleaved_ms(ways: dict, rounds: int, steps: int) -> dict[str, list[float]]:
