@@ -61,8 +61,9 @@ def population_key(spec: RunSpec) -> tuple | None:
     """Runs with the same key can train as one population; None: this model trains alone.
 
     The key holds what shapes the compiled step: the model and its config, the batch size, the
-    optimizer and its weight decay, the norm that clipping measures, the random-noise rule (its draws' width), the
-    precision and the loss's reduction."""
+    optimizer, the norm that clipping measures, the random-noise rule (its draws' width), the precision and the loss's
+    reduction. And the weight decay: each member's is a step argument now, but a population pads its members to one
+    shape, which changes their float sums (docs/training.md), so benchmarks keep packing runs as when their records were made."""
     if spec.model.name not in POPULATION:
         return None
     return (spec.model.name, spec.model.config, spec.train.batch_size, spec.train.optimizer, spec.train.weight_decay,
