@@ -143,7 +143,7 @@ def test_a_short_run_on_generated_tasks_learns_task_1(tmp_path):
                              "--device", "cpu", "--quiet"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     config = json.loads((out / "config.json").read_text())
-    assert config["preset"] == "qrn-late-l2"  # the model's default preset per task: its setting chosen on validation
+    assert config["preset"] == "qrn-late-l2-150"  # the model's default preset per task: its setting chosen on validation
     summary = json.loads((out / "summary.json").read_text())
     assert summary["test_error"]["all"] < 20, summary  # chance is 5 places in 6
     report = split_support(load_run(out), "test")
